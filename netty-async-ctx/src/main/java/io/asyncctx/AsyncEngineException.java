@@ -1,0 +1,21 @@
+package io.asyncctx;
+
+/**
+ * An engine could not perform an offloaded operation: it reported {@link AsyncStatus#ERR}, or failed the job.
+ *
+ * <p>Threading: an ordinary immutable exception, safe on any thread.
+ */
+public class AsyncEngineException extends Exception {
+
+    private static final long serialVersionUID = 1L;
+
+    /** Creates the exception with a message that says what failed. */
+    public AsyncEngineException(String message) {
+        super(message);
+    }
+
+    /** Creates the exception with a message and the underlying cause. */
+    public AsyncEngineException(String message, Throwable cause) {
+        super(message, cause);
+    }
+}
