@@ -1,0 +1,180 @@
+package io.asyncctx.examples;
+
+import io.asyncctx.engine.AsyncEngine;
+import io.asyncctx.netty.AsyncSslContext;
+import io.asyncctx.netty.AsyncSslContextBuilder;
+import io.asyncctx.netty.KeylessKeyManager;
+import io.asyncctx.netty.OffloadConfig;
+import io.netty.bootstrap.ServerBootstrap;
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelHandler;
+import io.netty.channel.ChannelOption;
+import io.netty.channel.EventLoopGroup;
+import io.netty.channel.IoHandlerFactory;
+import io.netty.channel.MultiThreadIoEventLoopGroup;
+import io.netty.channel.ServerChannel;
+import io.netty.channel.epoll.Epoll;
+import io.netty.channel.epoll.EpollIoHandler;
+import io.netty.channel.epoll.EpollServerSocketChannel;
+import io.netty.channel.nio.NioIoHandler;
+import io.netty.channel.socket.SocketChannel;
+import io.netty.channel.socket.nio.NioServerSocketChannel;
+import io.netty.channel.uring.IoUring;
+import io.netty.channel.uring.IoUringIoHandler;
+import io.netty.channel.uring.IoUringServerSocketChannel;
+import io.netty.handler.ssl.OpenSslContextOption;
+import io.netty.handler.ssl.SslContext;
+import io.netty.handler.ssl.SslContextBuilder;
+import io.netty.handler.ssl.SslProvider;
+
+import java.net.InetSocketAddress;
+import java.security.PrivateKey;
+import java.security.cert.X509Certificate;
+import java.util.Locale;
+import java.util.Objects;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Function;
+import javax.net.ssl.SSLException;
+
+/**
+ * The example TLS server: binds 127.0.0.1, serves HTTP/1.1 over TLS, with handshakes in one of three modes.
+ * <ul>
+ *   <li>{@code offload}: through netty-async-ctx's jobs (the library);</li>
+ *   <li>{@code inline}: stock Netty, the key inside BoringSSL, signing on the event loop;</li>
+ *   <li>{@code blocking}: the engine called synchronously on the event loop (the naive baseline).</li>
+ * </ul>
+ *
+ * <p>Threading: start and close from one thread (not an event loop).
+ */
+public final class ExampleServer implements AutoCloseable {
+
+    /** How handshakes sign. */
+    public enum Mode {
+        /** Through AsyncJobs, resumed by wait fd or callback. */
+        OFFLOAD,
+        /** Stock Netty: BoringSSL signs with the key on the event loop. */
+        INLINE,
+        /** The engine called synchronously on the event loop. */
+        BLOCKING;
+
+        static Mode parse(String s) {
+            return valueOf(s.toUpperCase(Locale.ROOT));
+        }
+    }
+
+    /** Which Netty transport. */
+    public enum Transport {
+        EPOLL, IO_URING, NIO;
+
+        static Transport parse(String s) {
+            return valueOf(s.toUpperCase(Locale.ROOT).replace('-', '_'));
+        }
+
+        IoHandlerFactory factory() {
+            return switch (this) {
+                case EPOLL -> EpollIoHandler.newFactory();
+                case IO_URING -> IoUringIoHandler.newFactory();
+                case NIO -> NioIoHandler.newFactory();
+            };
+        }
+
+        Class<? extends ServerChannel> serverChannel() {
+            return switch (this) {
+                case EPOLL -> EpollServerSocketChannel.class;
+                case IO_URING -> IoUringServerSocketChannel.class;
+                case NIO -> NioServerSocketChannel.class;
+            };
+        }
+
+        void checkAvailable() {
+            if (this == EPOLL && !Epoll.isAvailable()) {
+                throw new IllegalArgumentException("--transport epoll: not available here (" + Epoll.unavailabilityCause()
+                        + "); use --transport nio");
+            }
+            if (this == IO_URING && !IoUring.isAvailable()) {
+                throw new IllegalArgumentException("--transport io_uring: not available on this kernel ("
+                        + IoUring.unavailabilityCause() + "); use --transport epoll");
+            }
+        }
+    }
+
+    private final EventLoopGroup group;
+    private final Channel channel;
+    private final AsyncSslContext asyncContext;
+
+    /**
+     * Starts the server.
+     *
+     * @param key the private key in memory, needed by {@code inline} mode only (null otherwise)
+     */
+    public ExampleServer(String host, int port, Mode mode, Transport transport, int threads, OffloadConfig.Notify notify,
+                         AsyncEngine engine, X509Certificate[] chain, PrivateKey key)
+            throws SSLException, InterruptedException {
+        Objects.requireNonNull(mode, "mode");
+        transport.checkAvailable();
+        if (transport == Transport.NIO && notify == OffloadConfig.Notify.FD) {
+            throw new IllegalArgumentException("--notify fd needs raw fds, which NIO does not have; use --notify "
+                    + "callback or --transport epoll");
+        }
+        Function<SocketChannel, ChannelHandler> tls;
+        AsyncSslContext async = null;
+        switch (mode) {
+            case OFFLOAD -> {
+                async = AsyncSslContextBuilder.forServer(engine, chain)
+                        .offloadConfig(OffloadConfig.builder().notify(notify).build())
+                        .protocols("TLSv1.3", "TLSv1.2")
+                        .build();
+                AsyncSslContext ctx = async;
+                tls = ctx::newHandler;
+            }
+            case INLINE -> {
+                if (key == null) {
+                    throw new IllegalArgumentException("--mode inline needs the private key in memory (--key PEM or "
+                            + "the generated default); engine '" + engine.name() + "' keeps it elsewhere");
+                }
+                SslContext ctx = SslContextBuilder.forServer(key, chain).sslProvider(SslProvider.OPENSSL)
+                        .protocols("TLSv1.3", "TLSv1.2").build();
+                tls = ch -> ctx.newHandler(ch.alloc());
+            }
+            case BLOCKING -> {
+                SslContext ctx = SslContextBuilder.forServer(new KeylessKeyManager(chain))
+                        .sslProvider(SslProvider.OPENSSL).protocols("TLSv1.3", "TLSv1.2")
+                        .option(OpenSslContextOption.ASYNC_PRIVATE_KEY_METHOD, new BlockingKeyMethod(engine))
+                        .build();
+                tls = ch -> ctx.newHandler(ch.alloc());
+            }
+            default -> throw new IllegalArgumentException(mode.toString());
+        }
+        this.asyncContext = async;
+        group = new MultiThreadIoEventLoopGroup(threads, transport.factory());
+        boolean success = false;
+        try {
+            channel = new ServerBootstrap().group(group).channel(transport.serverChannel())
+                    .option(ChannelOption.SO_BACKLOG, 4096)
+                    .childHandler(new TlsServerInitializer(tls))
+                    .bind(host, port).sync().channel();
+            success = true;
+        } finally {
+            if (!success) {
+                group.shutdownGracefully(0, 0, TimeUnit.SECONDS);
+            }
+        }
+    }
+
+    /** The bound port. */
+    public int port() {
+        return ((InetSocketAddress) channel.localAddress()).getPort();
+    }
+
+    /** The offload context, or null in inline and blocking modes. */
+    public AsyncSslContext asyncContext() {
+        return asyncContext;
+    }
+
+    /** Stops accepting, closes the channels and the event loops; waits up to 10 s. */
+    @Override
+    public void close() throws InterruptedException {
+        channel.close().await(5, TimeUnit.SECONDS);
+        group.shutdownGracefully(0, 2, TimeUnit.SECONDS).await(10, TimeUnit.SECONDS);
+    }
+}

@@ -1,0 +1,25 @@
+package io.asyncctx.examples;
+
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+
+/**
+ * Entry point of the examples jar: {@code java -jar netty-async-ctx-examples.jar server|demo [flags]}.
+ *
+ * <p>Threading: runs on the main thread; each command starts and stops its own threads.
+ */
+@Command(name = "netty-async-ctx-examples", mixinStandardHelpOptions = true,
+        description = "TLS handshakes offloaded from Netty's event loops: an example server and a demo.",
+        subcommands = {ServerCommand.class})
+public final class Main implements Runnable {
+
+    /** Runs the command line; exits with the command's code. */
+    public static void main(String[] args) {
+        System.exit(new CommandLine(new Main()).execute(args));
+    }
+
+    @Override
+    public void run() {
+        new CommandLine(this).usage(System.out);
+    }
+}

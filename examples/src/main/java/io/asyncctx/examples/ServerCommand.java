@@ -1,0 +1,107 @@
+package io.asyncctx.examples;
+
+import io.asyncctx.engine.AsyncEngine;
+import io.asyncctx.netty.OffloadConfig;
+
+import java.util.concurrent.Callable;
+import java.util.concurrent.CountDownLatch;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+import sun.misc.Signal;
+
+/**
+ * {@code server}: runs the example TLS server until SIGTERM or SIGINT, then shuts down cleanly and exits 0.
+ *
+ * <p>Threading: {@link #call()} runs on the main thread and waits there; the signal handler runs on the JVM's signal
+ * thread and only closes the server.
+ */
+@Command(name = "server", mixinStandardHelpOptions = true,
+        description = "Serve HTTPS on 127.0.0.1 with handshakes offloaded (or inline, or blocking, to compare).")
+final class ServerCommand implements Callable<Integer> {
+
+    @Option(names = "--port", description = "Port to listen on; 0 picks a free one (default: ${DEFAULT-VALUE}).")
+    int port = 8443;
+
+    @Option(names = "--host", description = "Address to bind (default: ${DEFAULT-VALUE}).")
+    String host = "127.0.0.1";
+
+    @Option(names = "--mode", description = "offload | inline | blocking (default: ${DEFAULT-VALUE}).")
+    String mode = "offload";
+
+    @Option(names = "--notify", description = "fd | callback: how a finished operation resumes its handshake "
+            + "(default: fd, or callback on nio).")
+    String notify;
+
+    @Option(names = "--transport", description = "epoll | io_uring | nio (default: ${DEFAULT-VALUE}).")
+    String transport = "epoll";
+
+    @Option(names = "--threads", description = "Event loops (default: ${DEFAULT-VALUE}).")
+    int threads = 1;
+
+    @Mixin
+    EngineOptions engineOptions = new EngineOptions();
+
+    @Override
+    public Integer call() throws Exception {
+        ExampleServer.Mode m;
+        ExampleServer.Transport t;
+        OffloadConfig.Notify n;
+        try {
+            m = ExampleServer.Mode.parse(mode);
+        } catch (IllegalArgumentException e) {
+            throw new BadFlagException("--mode " + mode + ": expected offload, inline or blocking");
+        }
+        try {
+            t = ExampleServer.Transport.parse(transport);
+        } catch (IllegalArgumentException e) {
+            throw new BadFlagException("--transport " + transport + ": expected epoll, io_uring or nio");
+        }
+        n = parseNotify(notify, t);
+        if (threads < 1) {
+            throw new BadFlagException("--threads " + threads + ": expected at least 1");
+        }
+        if (port < 0 || port > 65535) {
+            throw new BadFlagException("--port " + port + ": expected 0..65535");
+        }
+        KeyMaterial keys = engineOptions.keyMaterial();
+        CountDownLatch stopped = new CountDownLatch(1);
+        try (AsyncEngine engine = engineOptions.createEngine(keys)) {
+            ExampleServer server;
+            try {
+                server = new ExampleServer(host, port, m, t, threads, n, engine, keys.chain(), keys.privateKey());
+            } catch (IllegalArgumentException | IllegalStateException e) {
+                throw new BadFlagException(e.getMessage());
+            }
+            Runnable stop = () -> {
+                try {
+                    server.close();
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                } finally {
+                    stopped.countDown();
+                }
+            };
+            Signal.handle(new Signal("TERM"), sig -> stop.run());
+            Signal.handle(new Signal("INT"), sig -> stop.run());
+            System.out.println("listening on https://" + host + ":" + server.port() + " (mode " + mode
+                    + ", engine " + engine.name() + ", transport " + transport + ", notify "
+                    + n.toString().toLowerCase(java.util.Locale.ROOT) + ")");
+            System.out.flush();
+            stopped.await();
+        }
+        System.out.println("stopped");
+        return 0;
+    }
+
+    static OffloadConfig.Notify parseNotify(String notify, ExampleServer.Transport t) {
+        if (notify == null) {
+            return t == ExampleServer.Transport.NIO ? OffloadConfig.Notify.CALLBACK : OffloadConfig.Notify.FD;
+        }
+        return switch (notify) {
+            case "fd" -> OffloadConfig.Notify.FD;
+            case "callback" -> OffloadConfig.Notify.CALLBACK;
+            default -> throw new BadFlagException("--notify " + notify + ": expected fd or callback");
+        };
+    }
+}

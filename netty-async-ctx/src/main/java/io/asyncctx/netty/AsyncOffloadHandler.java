@@ -1,0 +1,132 @@
+package io.asyncctx.netty;
+
+import io.asyncctx.engine.KeyOperation;
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelDuplexHandler;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.EventLoop;
+import io.netty.channel.IoEventLoop;
+import io.netty.handler.ssl.SslHandler;
+import io.netty.util.concurrent.Future;
+import io.netty.util.concurrent.FutureListener;
+import io.netty.util.concurrent.Promise;
+
+import javax.net.ssl.SSLHandshakeException;
+
+/**
+ * Binds one channel to an {@link AsyncSslContext}: when added to the pipeline it puts the context's
+ * {@link SslHandler} right after itself, and it owns the connection's offload state (its
+ * {@link io.asyncctx.AsyncWaitCtx}, opened at the first private-key operation on the channel's event loop). While an
+ * operation is paused it stops reading from the socket (as nginx and HAProxy silence socket events), and SslHandler
+ * does not drive the handshake; reads resume with the operation. When the channel closes, or the handler is removed,
+ * it tears everything down: a paused job is abandoned and the engine told, the wait fds are unregistered before they
+ * are closed.
+ *
+ * <p>Threading: not sharable; one instance per channel. All methods run on the channel's event loop; operations
+ * submitted from another thread are moved there.
+ */
+public final class AsyncOffloadHandler extends ChannelDuplexHandler {
+
+    private final AsyncSslContext context;
+    private final SslHandler sslHandler;
+    private Channel channel;
+    private EventLoop loop;
+    private AsyncOffloadConnection connection;
+    private boolean closed;
+    private boolean readsPaused;
+    private final FutureListener<byte[]> resumeReads = f -> resumeReads();
+
+    AsyncOffloadHandler(AsyncSslContext context, SslHandler sslHandler) {
+        this.context = context;
+        this.sslHandler = sslHandler;
+    }
+
+    /** The SslHandler this handler manages (the channel's TLS). */
+    public SslHandler sslHandler() {
+        return sslHandler;
+    }
+
+    /** The connection's offload state, or null before its first private-key operation. Event loop only. */
+    public AsyncOffloadConnection connection() {
+        return connection;
+    }
+
+    @Override
+    public void handlerAdded(ChannelHandlerContext ctx) {
+        channel = ctx.channel();
+        loop = channel.eventLoop();
+        if (context.isAsync() && !(loop instanceof IoEventLoop)) {
+            throw new IllegalStateException("the channel's event loop " + loop.getClass().getName() + " is not an "
+                    + "IoEventLoop; create the group with new MultiThreadIoEventLoopGroup(n, "
+                    + "EpollIoHandler.newFactory()) (or IoUringIoHandler, NioIoHandler)");
+        }
+        ctx.pipeline().addAfter(ctx.name(), null, sslHandler);
+        if (context.isAsync()) {
+            context.method().bind(sslHandler.engine(), this);
+            channel.closeFuture().addListener(f -> teardown());
+        }
+    }
+
+    @Override
+    public void handlerRemoved(ChannelHandlerContext ctx) {
+        teardown();
+    }
+
+    /** Runs one private-key operation of this channel's handshake; the future completes on the event loop. */
+    Future<byte[]> submit(KeyOperation operation) {
+        if (!loop.inEventLoop()) {
+            Promise<byte[]> promise = loop.newPromise();
+            loop.execute(() -> submit(operation).addListener(f -> {
+                if (f.isSuccess()) {
+                    promise.trySuccess((byte[]) f.getNow());
+                } else {
+                    promise.tryFailure(f.cause());
+                }
+            }));
+            return promise;
+        }
+        if (closed) {
+            return loop.newFailedFuture(new SSLHandshakeException("the channel closed before its private-key "
+                    + "operation could start"));
+        }
+        if (connection == null) {
+            connection = AsyncOffloadConnection.open((IoEventLoop) loop, context.engine(), context.config());
+        }
+        Future<byte[]> result = connection.submit(operation);
+        if (!result.isDone()) {
+            pauseReads();
+            result.addListener(resumeReads);
+        }
+        return result;
+    }
+
+    private void pauseReads() {
+        if (channel.config().isAutoRead()) {
+            readsPaused = true;
+            channel.config().setAutoRead(false);
+        }
+    }
+
+    private void resumeReads() {
+        if (readsPaused) {
+            readsPaused = false;
+            if (!closed && channel.isActive()) {
+                channel.config().setAutoRead(true);
+            }
+        }
+    }
+
+    private void teardown() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        if (context.isAsync()) {
+            context.method().unbind(sslHandler.engine());
+        }
+        if (connection != null) {
+            connection.close();
+        }
+    }
+
+}

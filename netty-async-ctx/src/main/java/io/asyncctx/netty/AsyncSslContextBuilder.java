@@ -1,0 +1,359 @@
+package io.asyncctx.netty;
+
+import io.asyncctx.engine.AsyncEngine;
+import io.netty.handler.ssl.ApplicationProtocolConfig;
+import io.netty.handler.ssl.ClientAuth;
+import io.netty.handler.ssl.OpenSsl;
+import io.netty.handler.ssl.OpenSslContextOption;
+import io.netty.handler.ssl.SslContext;
+import io.netty.handler.ssl.SslContextBuilder;
+import io.netty.handler.ssl.SslContextOption;
+import io.netty.handler.ssl.SslProvider;
+
+import java.io.File;
+import java.io.FileInputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.lang.reflect.Field;
+import java.security.GeneralSecurityException;
+import java.security.PrivateKey;
+import java.security.PublicKey;
+import java.security.SecureRandom;
+import java.security.Signature;
+import java.security.cert.CertificateException;
+import java.security.cert.CertificateFactory;
+import java.security.cert.X509Certificate;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.function.Consumer;
+import javax.net.ssl.SSLException;
+import javax.net.ssl.TrustManagerFactory;
+
+/**
+ * Builds an {@link AsyncSslContext}: a keyless BoringSSL context whose private-key operations go to an
+ * {@link AsyncEngine} through {@link io.asyncctx.AsyncJob}s, resumed through wait fds or callbacks on each channel's
+ * event loop. Server and client (mutual TLS) contexts.
+ *
+ * <p>It refuses, with a message that says what to do, every setup in which offload would crash or silently not
+ * happen: no BoringSSL, {@code -Dio.netty.handler.ssl.openssl.useTasks=false} (crashes the JVM with a key method), a
+ * private key given to the context as well (BoringSSL would sign by itself), an engine key that does not match the
+ * certificate.
+ *
+ * <p>Threading: a builder, for one thread. The context it builds is thread-safe.
+ */
+public final class AsyncSslContextBuilder {
+
+    static final String USE_TASKS_PROPERTY = "io.netty.handler.ssl.openssl.useTasks";
+
+    private final boolean forServer;
+    private final AsyncEngine engine;
+    private final X509Certificate[] chain;
+    private OffloadConfig config = OffloadConfig.defaults();
+    private SslProvider provider = SslProvider.OPENSSL;
+    private PrivateKey jdkKey;
+    private String[] protocols;
+    private Iterable<String> ciphers;
+    private ApplicationProtocolConfig apn;
+    private ClientAuth clientAuth;
+    private TrustManagerFactory trustManagerFactory;
+    private X509Certificate[] trustCertificates;
+    private final Map<SslContextOption<?>, Object> options = new LinkedHashMap<>();
+    private final List<Consumer<SslContextBuilder>> customizers = new ArrayList<>();
+
+    private AsyncSslContextBuilder(boolean forServer, AsyncEngine engine, X509Certificate[] chain) {
+        this.forServer = forServer;
+        this.engine = Objects.requireNonNull(engine, "engine");
+        Objects.requireNonNull(chain, "chain");
+        if (chain.length == 0) {
+            throw new IllegalArgumentException("chain: empty; give the certificate of the engine's key first, then "
+                    + "its intermediates");
+        }
+        for (int i = 0; i < chain.length; i++) {
+            Objects.requireNonNull(chain[i], "chain[" + i + "]");
+        }
+        this.chain = chain.clone();
+    }
+
+    /** A server context for {@code engine}'s key with the certificate chain {@code chain} (leaf first). */
+    public static AsyncSslContextBuilder forServer(AsyncEngine engine, X509Certificate... chain) {
+        return new AsyncSslContextBuilder(true, engine, chain);
+    }
+
+    /** A server context for {@code engine}'s key with the PEM certificate chain in {@code chainPem}. */
+    public static AsyncSslContextBuilder forServer(AsyncEngine engine, File chainPem) {
+        return new AsyncSslContextBuilder(true, engine, readChain(chainPem));
+    }
+
+    /**
+     * A client context whose certificate (for mutual TLS) is signed for by {@code engine}: the client's
+     * CertificateVerify signature is offloaded the same way.
+     */
+    public static AsyncSslContextBuilder forClient(AsyncEngine engine, X509Certificate... chain) {
+        return new AsyncSslContextBuilder(false, engine, chain);
+    }
+
+    /** Offload settings (notification path, job bound, timeouts, retries). */
+    public AsyncSslContextBuilder offloadConfig(OffloadConfig config) {
+        this.config = Objects.requireNonNull(config, "config");
+        return this;
+    }
+
+    /**
+     * The TLS implementation: {@link SslProvider#OPENSSL} (BoringSSL, the default: handshakes pause and resume) or
+     * {@link SslProvider#JDK} (the JDK's engine cannot pause: its delegated tasks, which sign, run on the engine's
+     * worker pool instead; needs {@link #jdkPrivateKey}).
+     */
+    public AsyncSslContextBuilder sslProvider(SslProvider provider) {
+        this.provider = Objects.requireNonNull(provider, "provider");
+        return this;
+    }
+
+    /** The private key for the {@link SslProvider#JDK} path only, which signs inside the JDK's delegated tasks. */
+    public AsyncSslContextBuilder jdkPrivateKey(PrivateKey key) {
+        this.jdkKey = Objects.requireNonNull(key, "key");
+        return this;
+    }
+
+    /** The TLS versions to enable, for example "TLSv1.3", "TLSv1.2". */
+    public AsyncSslContextBuilder protocols(String... protocols) {
+        this.protocols = Objects.requireNonNull(protocols, "protocols").clone();
+        return this;
+    }
+
+    /** The cipher suites to enable (OpenSSL or IANA names as Netty accepts them). */
+    public AsyncSslContextBuilder ciphers(Iterable<String> ciphers) {
+        this.ciphers = Objects.requireNonNull(ciphers, "ciphers");
+        return this;
+    }
+
+    /** ALPN settings. */
+    public AsyncSslContextBuilder applicationProtocolConfig(ApplicationProtocolConfig apn) {
+        this.apn = Objects.requireNonNull(apn, "apn");
+        return this;
+    }
+
+    /** Whether a server asks clients for certificates. */
+    public AsyncSslContextBuilder clientAuth(ClientAuth clientAuth) {
+        this.clientAuth = Objects.requireNonNull(clientAuth, "clientAuth");
+        return this;
+    }
+
+    /** Trust anchors for verifying the peer. */
+    public AsyncSslContextBuilder trustManager(X509Certificate... trusted) {
+        this.trustCertificates = Objects.requireNonNull(trusted, "trusted").clone();
+        this.trustManagerFactory = null;
+        return this;
+    }
+
+    /** Trust anchors for verifying the peer. */
+    public AsyncSslContextBuilder trustManager(TrustManagerFactory factory) {
+        this.trustManagerFactory = Objects.requireNonNull(factory, "factory");
+        this.trustCertificates = null;
+        return this;
+    }
+
+    /** A Netty context option, passed through (the key-method options are this builder's own and are refused). */
+    public <T> AsyncSslContextBuilder option(SslContextOption<T> option, T value) {
+        options.put(Objects.requireNonNull(option, "option"), value);
+        return this;
+    }
+
+    /**
+     * Anything else Netty's builder offers (session cache, OCSP, ...). Checked after it runs: a customizer that sets a
+     * private key or another key manager is refused.
+     */
+    public AsyncSslContextBuilder customize(Consumer<SslContextBuilder> customizer) {
+        customizers.add(Objects.requireNonNull(customizer, "customizer"));
+        return this;
+    }
+
+    /**
+     * Builds the context.
+     *
+     * @throws IllegalStateException when the setup would crash or silently bypass offload (the message says what to
+     *     do)
+     * @throws SSLException when Netty cannot build the context
+     */
+    public AsyncSslContext build() throws SSLException {
+        checkKeyMatchesCertificate();
+        for (SslContextOption<?> option : options.keySet()) {
+            if (option == OpenSslContextOption.ASYNC_PRIVATE_KEY_METHOD
+                    || option == OpenSslContextOption.PRIVATE_KEY_METHOD) {
+                throw new IllegalStateException("option " + option + " is set by AsyncSslContextBuilder itself; "
+                        + "remove it (the engine performs the private-key operations)");
+            }
+        }
+        if (provider == SslProvider.JDK) {
+            return buildJdk();
+        }
+        checkBoringSsl();
+        checkUseTasks();
+        AsyncPrivateKeyMethodAdapter method = new AsyncPrivateKeyMethodAdapter(engine, config);
+        KeylessKeyManager keyManager = new KeylessKeyManager(chain);
+        SslContextBuilder b = forServer ? SslContextBuilder.forServer(keyManager)
+                : SslContextBuilder.forClient().keyManager(keyManager);
+        b.sslProvider(SslProvider.OPENSSL);
+        applyCommon(b);
+        b.option(OpenSslContextOption.ASYNC_PRIVATE_KEY_METHOD, method);
+        runCustomizers(b);
+        return new AsyncSslContext(b.build(), engine, config, method, forServer);
+    }
+
+    private AsyncSslContext buildJdk() throws SSLException {
+        if (jdkKey == null) {
+            throw new IllegalStateException("SslProvider.JDK cannot pause a handshake, so it signs in delegated tasks "
+                    + "with a key in memory: call jdkPrivateKey(key), or use SslProvider.OPENSSL to keep the key in "
+                    + "the engine");
+        }
+        if (engine.taskExecutor() == null) {
+            throw new IllegalStateException("engine '" + engine.name() + "' has no task executor for the JDK "
+                    + "provider's delegated tasks; use SslProvider.OPENSSL with this engine");
+        }
+        checkJdkKeyMatches();
+        SslContextBuilder b = forServer ? SslContextBuilder.forServer(jdkKey, chain)
+                : SslContextBuilder.forClient().keyManager(jdkKey, chain);
+        b.sslProvider(SslProvider.JDK);
+        applyCommon(b);
+        runCustomizers(b);
+        return new AsyncSslContext(b.build(), engine, config, null, forServer);
+    }
+
+    private void applyCommon(SslContextBuilder b) {
+        if (protocols != null) {
+            b.protocols(protocols);
+        }
+        if (ciphers != null) {
+            b.ciphers(ciphers);
+        }
+        if (apn != null) {
+            b.applicationProtocolConfig(apn);
+        }
+        if (clientAuth != null) {
+            b.clientAuth(clientAuth);
+        }
+        if (trustManagerFactory != null) {
+            b.trustManager(trustManagerFactory);
+        } else if (trustCertificates != null) {
+            b.trustManager(trustCertificates);
+        }
+        for (Map.Entry<SslContextOption<?>, Object> e : options.entrySet()) {
+            setOption(b, e.getKey(), e.getValue());
+        }
+    }
+
+    @SuppressWarnings("unchecked")
+    private static <T> void setOption(SslContextBuilder b, SslContextOption<T> option, Object value) {
+        if (option == OpenSslContextOption.USE_TASKS && Boolean.FALSE.equals(value)) {
+            throw new IllegalStateException("OpenSslContextOption.USE_TASKS=false with an async private-key method "
+                    + "crashes the JVM in netty-tcnative; remove the option");
+        }
+        b.option(option, (T) value);
+    }
+
+    private void runCustomizers(SslContextBuilder b) {
+        Object keyBefore = readField(b, "privateKey");
+        Object kmfBefore = readField(b, "keyManagerFactory");
+        for (Consumer<SslContextBuilder> c : customizers) {
+            c.accept(b);
+        }
+        if (readField(b, "privateKey") != keyBefore || readField(b, "keyManagerFactory") != kmfBefore) {
+            throw new IllegalStateException("a customizer set a private key or key manager on the SslContextBuilder: "
+                    + "BoringSSL would then sign by itself and offload would be silently bypassed; give the key to "
+                    + "the engine only");
+        }
+    }
+
+    private static Object readField(SslContextBuilder b, String name) {
+        try {
+            Field f = SslContextBuilder.class.getDeclaredField(name);
+            f.setAccessible(true);
+            return f.get(b);
+        } catch (ReflectiveOperationException | RuntimeException e) {
+            return null; // Another Netty version: the check cannot run, which only weakens a safety net.
+        }
+    }
+
+    private void checkKeyMatchesCertificate() {
+        PublicKey engineKey = engine.publicKey();
+        if (engineKey == null) {
+            throw new IllegalStateException("engine '" + engine.name() + "' does not expose its public key, so it "
+                    + "cannot be checked against the certificate; implement AsyncEngine.publicKey()");
+        }
+        PublicKey certKey = chain[0].getPublicKey();
+        if (!Arrays.equals(engineKey.getEncoded(), certKey.getEncoded())) {
+            throw new IllegalStateException("the key of engine '" + engine.name() + "' does not match the "
+                    + "certificate " + chain[0].getSubjectX500Principal().getName() + " (certificate key: "
+                    + certKey.getAlgorithm() + ", engine key: " + engineKey.getAlgorithm() + "); give the engine "
+                    + "the private key of that certificate, or the certificate of that key");
+        }
+    }
+
+    /** Signs a random challenge with the JDK-path key and verifies it with the certificate's key. */
+    private void checkJdkKeyMatches() {
+        PublicKey certKey = chain[0].getPublicKey();
+        String alg = switch (jdkKey.getAlgorithm()) {
+            case "RSA" -> "SHA256withRSA";
+            case "EC" -> "SHA256withECDSA";
+            default -> "Ed25519";
+        };
+        boolean matches;
+        try {
+            byte[] challenge = new byte[32];
+            new SecureRandom().nextBytes(challenge);
+            Signature signer = Signature.getInstance(alg);
+            signer.initSign(jdkKey);
+            signer.update(challenge);
+            byte[] sig = signer.sign();
+            Signature verifier = Signature.getInstance(alg);
+            verifier.initVerify(certKey);
+            verifier.update(challenge);
+            matches = verifier.verify(sig);
+        } catch (GeneralSecurityException e) {
+            matches = false;
+        }
+        if (!matches) {
+            throw new IllegalStateException("jdkPrivateKey (" + jdkKey.getAlgorithm() + ") does not match the "
+                    + "certificate " + chain[0].getSubjectX500Principal().getName() + " (" + certKey.getAlgorithm()
+                    + "); give the private key of that certificate");
+        }
+    }
+
+    static void checkBoringSsl() {
+        if (!OpenSsl.isAvailable()) {
+            throw new IllegalStateException("BoringSSL is not available: add io.netty:netty-tcnative-boringssl-static "
+                    + "(classifier for your platform) to the class path; cause: " + OpenSsl.unavailabilityCause());
+        }
+        if (!SslProvider.isOptionSupported(SslProvider.OPENSSL, OpenSslContextOption.ASYNC_PRIVATE_KEY_METHOD)) {
+            throw new IllegalStateException("the loaded native TLS library (" + OpenSsl.versionString() + ") has no "
+                    + "async private-key methods; use netty-tcnative-boringssl-static, not an OpenSSL-based tcnative");
+        }
+    }
+
+    static void checkUseTasks() {
+        String useTasks = System.getProperty(USE_TASKS_PROPERTY);
+        if (useTasks != null && !Boolean.parseBoolean(useTasks.trim())) {
+            throw new IllegalStateException("-D" + USE_TASKS_PROPERTY + "=" + useTasks + " with an async private-key "
+                    + "method crashes the JVM in netty-tcnative; remove that system property");
+        }
+    }
+
+    static X509Certificate[] readChain(File pem) {
+        Objects.requireNonNull(pem, "chainPem");
+        try (InputStream in = new FileInputStream(pem)) {
+            CertificateFactory cf = CertificateFactory.getInstance("X.509");
+            X509Certificate[] chain = cf.generateCertificates(in).stream()
+                    .map(c -> (X509Certificate) c).toArray(X509Certificate[]::new);
+            if (chain.length == 0) {
+                throw new IllegalArgumentException(pem + ": no certificate found; expected PEM blocks "
+                        + "'-----BEGIN CERTIFICATE-----'");
+            }
+            return chain;
+        } catch (IOException | CertificateException e) {
+            throw new IllegalArgumentException(pem + ": cannot read a PEM certificate chain: " + e.getMessage(), e);
+        }
+    }
+}

@@ -1,0 +1,221 @@
+package io.asyncctx.netty;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.asyncctx.engine.AsyncEngine;
+import io.asyncctx.engine.EngineSession;
+import io.asyncctx.engine.SoftwareEngine;
+import io.asyncctx.netty.TlsFixtures.KeyKind;
+import io.asyncctx.netty.TlsTestServer.Transport;
+import io.asyncctx.AsyncWaitCtx;
+import io.netty.bootstrap.Bootstrap;
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelInitializer;
+import io.netty.channel.EventLoopGroup;
+import io.netty.channel.MultiThreadIoEventLoopGroup;
+import io.netty.channel.epoll.EpollIoHandler;
+import io.netty.channel.epoll.EpollSocketChannel;
+import io.netty.channel.socket.SocketChannel;
+import io.netty.handler.ssl.ClientAuth;
+import io.netty.handler.ssl.OpenSslContextOption;
+import io.netty.handler.ssl.SslContext;
+import io.netty.handler.ssl.SslContextBuilder;
+import io.netty.handler.ssl.SslHandler;
+import io.netty.handler.ssl.SslProvider;
+import io.netty.handler.ssl.util.InsecureTrustManagerFactory;
+import io.netty.pkitesting.X509Bundle;
+
+import java.security.PublicKey;
+import java.util.concurrent.Executor;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+/** The builder's refusals, each with its message, and the client (mutual TLS) and JDK-provider paths. */
+@Timeout(value = 60, unit = TimeUnit.SECONDS)
+class TlsBuilderTest {
+
+    private static X509Bundle rsa;
+    private static X509Bundle ec;
+    private static SoftwareEngine rsaEngine;
+    private static SoftwareEngine ecEngine;
+
+    @BeforeAll
+    static void setUp() throws Exception {
+        rsa = TlsFixtures.certificate(KeyKind.RSA);
+        ec = TlsFixtures.certificate(KeyKind.EC_P256);
+        rsaEngine = TlsFixtures.softwareEngine(rsa);
+        ecEngine = TlsFixtures.softwareEngine(ec);
+    }
+
+    @AfterAll
+    static void tearDown() {
+        rsaEngine.close();
+        ecEngine.close();
+    }
+
+    @Test
+    void shouldRefuseEngineKeyThatDoesNotMatchCertificate() {
+        IllegalStateException e = assertThrows(IllegalStateException.class,
+                () -> AsyncSslContextBuilder.forServer(ecEngine, rsa.getCertificate()).build());
+        assertTrue(e.getMessage().contains("does not match the certificate"), e.getMessage());
+    }
+
+    @Test
+    void shouldRefuseUseTasksFalseSystemProperty() {
+        System.setProperty(AsyncSslContextBuilder.USE_TASKS_PROPERTY, "false");
+        try {
+            IllegalStateException e = assertThrows(IllegalStateException.class,
+                    () -> AsyncSslContextBuilder.forServer(rsaEngine, rsa.getCertificate()).build());
+            assertTrue(e.getMessage().contains("crashes the JVM"), e.getMessage());
+            assertTrue(e.getMessage().contains("useTasks"), e.getMessage());
+        } finally {
+            System.clearProperty(AsyncSslContextBuilder.USE_TASKS_PROPERTY);
+        }
+    }
+
+    @Test
+    void shouldRefuseUseTasksFalseOption() {
+        IllegalStateException e = assertThrows(IllegalStateException.class,
+                () -> AsyncSslContextBuilder.forServer(rsaEngine, rsa.getCertificate())
+                        .option(OpenSslContextOption.USE_TASKS, false).build());
+        assertTrue(e.getMessage().contains("USE_TASKS=false"), e.getMessage());
+    }
+
+    @Test
+    void shouldRefuseAPrivateKeyGivenToTheContextToo() {
+        IllegalStateException e = assertThrows(IllegalStateException.class,
+                () -> AsyncSslContextBuilder.forServer(rsaEngine, rsa.getCertificate())
+                        .customize(b -> b.keyManager(rsa.getKeyPair().getPrivate(), rsa.getCertificate()))
+                        .build());
+        assertTrue(e.getMessage().contains("offload would be silently bypassed"), e.getMessage());
+    }
+
+    @Test
+    void shouldRefuseAKeyMethodOptionOfItsOwn() {
+        IllegalStateException e = assertThrows(IllegalStateException.class,
+                () -> AsyncSslContextBuilder.forServer(rsaEngine, rsa.getCertificate())
+                        .option(OpenSslContextOption.ASYNC_PRIVATE_KEY_METHOD, null).build());
+        assertTrue(e.getMessage().contains("set by AsyncSslContextBuilder itself"), e.getMessage());
+    }
+
+    @Test
+    void shouldRefuseJdkProviderWithoutKey() {
+        IllegalStateException e = assertThrows(IllegalStateException.class,
+                () -> AsyncSslContextBuilder.forServer(rsaEngine, rsa.getCertificate()).sslProvider(SslProvider.JDK)
+                        .build());
+        assertTrue(e.getMessage().contains("jdkPrivateKey"), e.getMessage());
+    }
+
+    @Test
+    void shouldRefuseJdkKeyThatDoesNotMatchCertificate() {
+        IllegalStateException e = assertThrows(IllegalStateException.class,
+                () -> AsyncSslContextBuilder.forServer(rsaEngine, rsa.getCertificate()).sslProvider(SslProvider.JDK)
+                        .jdkPrivateKey(ec.getKeyPair().getPrivate()).build());
+        assertTrue(e.getMessage().contains("does not match"), e.getMessage());
+    }
+
+    @Test
+    void shouldRefuseEmptyChainAndNulls() {
+        assertThrows(IllegalArgumentException.class, () -> AsyncSslContextBuilder.forServer(rsaEngine));
+        assertThrows(NullPointerException.class,
+                () -> AsyncSslContextBuilder.forServer(null, rsa.getCertificate()));
+    }
+
+    @Test
+    void shouldAcceptBoringSslHere() {
+        // The refusal for a TLS library without async key methods cannot be provoked with BoringSSL loaded; check
+        // that the check passes here, so that a refusal in the field means what its message says.
+        AsyncSslContextBuilder.checkBoringSsl();
+    }
+
+    @Test
+    void shouldOffloadTheClientCertificateSignatureOfMutualTls() throws Exception {
+        X509Bundle clientCert = TlsFixtures.certificate(KeyKind.EC_P256);
+        try (SoftwareEngine clientEngine = TlsFixtures.softwareEngine(clientCert)) {
+            AsyncSslContext serverCtx = AsyncSslContextBuilder.forServer(rsaEngine, rsa.getCertificate())
+                    .clientAuth(ClientAuth.REQUIRE).trustManager(clientCert.getCertificate()).build();
+            AsyncSslContext clientCtx = AsyncSslContextBuilder.forClient(clientEngine, clientCert.getCertificate())
+                    .trustManager(InsecureTrustManagerFactory.INSTANCE).protocols("TLSv1.3").build();
+            EventLoopGroup clientGroup = new MultiThreadIoEventLoopGroup(1, EpollIoHandler.newFactory());
+            try (TlsTestServer server = new TlsTestServer(Transport.EPOLL, 1, serverCtx)) {
+                Channel ch = new Bootstrap().group(clientGroup).channel(EpollSocketChannel.class)
+                        .handler(new ChannelInitializer<SocketChannel>() {
+                            @Override
+                            protected void initChannel(SocketChannel ch) {
+                                ch.pipeline().addLast(clientCtx.newHandler(ch, "localhost", server.port()));
+                            }
+                        }).connect("127.0.0.1", server.port()).sync().channel();
+                SslHandler ssl = ch.pipeline().get(SslHandler.class);
+                assertTrue(ssl.handshakeFuture().await(30, TimeUnit.SECONDS));
+                assertTrue(ssl.handshakeFuture().isSuccess(), () -> String.valueOf(ssl.handshakeFuture().cause()));
+                ch.close().sync();
+                assertEquals(1, clientCtx.offloadedOperations(), "the client's CertificateVerify was offloaded");
+                assertEquals(1, serverCtx.offloadedOperations());
+            } finally {
+                clientGroup.shutdownGracefully(0, 2, TimeUnit.SECONDS).sync();
+            }
+        }
+    }
+
+    @Test
+    void shouldRunJdkDelegatedTasksOnTheEnginePool() throws Exception {
+        AtomicInteger tasks = new AtomicInteger();
+        AsyncEngine counting = new AsyncEngine() {
+            @Override
+            public String name() {
+                return "counting";
+            }
+
+            @Override
+            public PublicKey publicKey() {
+                return rsaEngine.publicKey();
+            }
+
+            @Override
+            public EngineSession newSession(AsyncWaitCtx ctx, Executor owner) {
+                return rsaEngine.newSession(ctx, owner);
+            }
+
+            @Override
+            public Executor taskExecutor() {
+                Executor pool = rsaEngine.taskExecutor();
+                return task -> {
+                    tasks.incrementAndGet();
+                    pool.execute(task);
+                };
+            }
+
+            @Override
+            public void close() {
+            }
+        };
+        AsyncSslContext ctx = AsyncSslContextBuilder.forServer(counting, rsa.getCertificate())
+                .sslProvider(SslProvider.JDK).jdkPrivateKey(rsa.getKeyPair().getPrivate()).build();
+        assertFalse(ctx.isAsync());
+        SslContext client = SslContextBuilder.forClient().trustManager(InsecureTrustManagerFactory.INSTANCE).build();
+        EventLoopGroup clientGroup = new MultiThreadIoEventLoopGroup(1, EpollIoHandler.newFactory());
+        try (TlsTestServer server = new TlsTestServer(Transport.EPOLL, 1, ctx)) {
+            Channel ch = new Bootstrap().group(clientGroup).channel(EpollSocketChannel.class)
+                    .handler(new ChannelInitializer<SocketChannel>() {
+                        @Override
+                        protected void initChannel(SocketChannel ch) {
+                            ch.pipeline().addLast(client.newHandler(ch.alloc(), "localhost", server.port()));
+                        }
+                    }).connect("127.0.0.1", server.port()).sync().channel();
+            SslHandler ssl = ch.pipeline().get(SslHandler.class);
+            assertTrue(ssl.handshakeFuture().await(30, TimeUnit.SECONDS));
+            assertTrue(ssl.handshakeFuture().isSuccess(), () -> String.valueOf(ssl.handshakeFuture().cause()));
+            ch.close().sync();
+            assertTrue(tasks.get() > 0, "the JDK engine's delegated tasks ran on the engine's pool");
+        } finally {
+            clientGroup.shutdownGracefully(0, 2, TimeUnit.SECONDS).sync();
+        }
+    }
+}
