@@ -279,7 +279,12 @@ class Pkcs11EngineTest {
         assertEquals(2, engine.queuedOperations());
         Thread closer = new Thread(engine::close, "closer");
         closer.start();
-        release.countDown(); // let the operation in progress finish; close waits for it
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+        while (closer.getState() != Thread.State.TIMED_WAITING && closer.isAlive()) { // close() waits for the worker
+            assertTrue(System.nanoTime() < deadline, "close() did not wait for the worker");
+            Thread.sleep(1);
+        }
+        release.countDown(); // the operation in progress finishes; the queued ones must not run
         closer.join(20_000);
         assertFalse(closer.isAlive());
 
