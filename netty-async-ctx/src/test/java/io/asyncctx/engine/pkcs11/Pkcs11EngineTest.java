@@ -1,0 +1,536 @@
+package io.asyncctx.engine.pkcs11;
+
+import io.asyncctx.AsyncJob;
+import io.asyncctx.AsyncJobPool;
+import io.asyncctx.AsyncStartResult;
+import io.asyncctx.AsyncStatus;
+import io.asyncctx.AsyncWaitCtx;
+import io.asyncctx.ChangedFds;
+import io.asyncctx.engine.AbstractAsyncEngine.FdMode;
+import io.asyncctx.engine.EngineSession;
+import io.asyncctx.engine.EventFd;
+import io.asyncctx.engine.KeyOperation;
+import io.asyncctx.engine.KeySigner;
+import io.asyncctx.engine.SignatureScheme;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+import java.io.IOException;
+import java.math.BigInteger;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.KeyPairGenerator;
+import java.security.KeyStore;
+import java.security.PrivateKey;
+import java.security.Provider;
+import java.security.PublicKey;
+import java.security.SecureRandom;
+import java.security.Signature;
+import java.security.interfaces.RSAPublicKey;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.TimeUnit;
+import javax.crypto.Cipher;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+/**
+ * The PKCS#11 engine against real SoftHSM2 tokens, driven through real AsyncWaitCtx / AsyncJob / AsyncJobPool on an
+ * owner thread, with both notification paths.
+ */
+@Timeout(120)
+class Pkcs11EngineTest {
+
+    private static final SignatureScheme[] RSA_SCHEMES = {SignatureScheme.RSA_PKCS1_SHA1,
+        SignatureScheme.RSA_PKCS1_SHA256, SignatureScheme.RSA_PKCS1_SHA384, SignatureScheme.RSA_PKCS1_SHA512,
+        SignatureScheme.RSA_PSS_RSAE_SHA256, SignatureScheme.RSA_PSS_RSAE_SHA384, SignatureScheme.RSA_PSS_RSAE_SHA512};
+    private static final SignatureScheme[] EC_SCHEMES = {SignatureScheme.ECDSA_SHA1,
+        SignatureScheme.ECDSA_SECP256R1_SHA256, SignatureScheme.ECDSA_SECP384R1_SHA384,
+        SignatureScheme.ECDSA_SECP521R1_SHA512};
+
+    private static SoftHsmToken token;
+    private static ExecutorService owner;
+    private static Thread ownerThread;
+
+    @BeforeAll
+    static void createToken() throws Exception {
+        assumeTrue(SoftHsmToken.isAvailable(), "SoftHSM2, pkcs11-tool and openssl are needed");
+        token = SoftHsmToken.builder()
+                .key("rsa-key", SoftHsmToken.KeyType.RSA_2048)
+                .key("ec-key", SoftHsmToken.KeyType.EC_P256)
+                .key("bare-key", SoftHsmToken.KeyType.RSA_2048, SoftHsmToken.CertMode.NONE)
+                .key("wrong-cert", SoftHsmToken.KeyType.RSA_2048, SoftHsmToken.CertMode.FOREIGN)
+                .key("ed-key", SoftHsmToken.KeyType.ED25519)
+                .build();
+        owner = Executors.newSingleThreadExecutor(r -> {
+            ownerThread = new Thread(r, "owner");
+            return ownerThread;
+        });
+    }
+
+    @AfterAll
+    static void closeToken() throws Exception {
+        if (owner != null) {
+            owner.shutdownNow();
+            assertTrue(owner.awaitTermination(10, TimeUnit.SECONDS));
+        }
+        if (token != null) {
+            token.close();
+        }
+    }
+
+    private static Pkcs11Engine.Builder builder(String keyLabel) {
+        return token.engineBuilder().keyLabel(keyLabel);
+    }
+
+    @Test
+    void shouldSignEveryRsaSchemeOnTheTokenThroughTheCallbackPath() throws Exception {
+        try (Pkcs11Engine engine = builder("rsa-key").build()) {
+            assertEquals("RSA", engine.keyAlgorithm());
+            assertEquals(token.certificateChain("rsa-key")[0], engine.certificateChain()[0]);
+            assertEquals(token.certificateChain("rsa-key")[0].getPublicKey(), engine.publicKey());
+            for (SignatureScheme scheme : RSA_SCHEMES) {
+                byte[] message = randomBytes(146);
+                byte[] sig = runWithCallback(engine, KeyOperation.sign(scheme, message));
+                assertTrue(verify(scheme, engine.publicKey(), message, sig), scheme + " does not verify");
+                assertEquals(256, sig.length);
+            }
+            assertEquals(RSA_SCHEMES.length, engine.completedOperations());
+        }
+    }
+
+    @Test
+    void shouldSignEveryEcdsaSchemeOnTheTokenThroughTheFdPath() throws Exception {
+        for (FdMode mode : FdMode.values()) {
+            try (Pkcs11Engine engine = builder("ec-key").fdMode(mode).build()) {
+                assertEquals("EC", engine.keyAlgorithm());
+                for (SignatureScheme scheme : EC_SCHEMES) {
+                    byte[] message = randomBytes(146);
+                    byte[] sig = runWithFd(engine, KeyOperation.sign(scheme, message));
+                    assertTrue(verify(scheme, engine.publicKey(), message, sig), scheme + " does not verify");
+                }
+                assertEquals(EC_SCHEMES.length, engine.completedOperations());
+                assertEquals(0, engine.sharedFdCount());
+            }
+        }
+    }
+
+    @Test
+    void shouldDecryptRawRsaOnTheTokenThroughBothPaths() throws Exception {
+        try (Pkcs11Engine engine = builder("rsa-key").fdMode(FdMode.PER_CTX).build()) {
+            RSAPublicKey pub = (RSAPublicKey) engine.publicKey();
+            for (int i = 0; i < 2; i++) {
+                byte[] plain = new byte[256];
+                byte[] body = new BigInteger(pub.getModulus().bitLength() - 2, new SecureRandom()).toByteArray();
+                System.arraycopy(body, 0, plain, 256 - body.length, body.length);
+                Cipher enc = Cipher.getInstance("RSA/ECB/NoPadding");
+                enc.init(Cipher.ENCRYPT_MODE, pub);
+                byte[] cipherText = enc.doFinal(plain);
+                KeyOperation op = KeyOperation.decrypt(cipherText);
+                byte[] back = i == 0 ? runWithCallback(engine, op) : runWithFd(engine, op);
+                assertArrayEquals(plain, back);
+            }
+        }
+    }
+
+    @Test
+    void shouldSelectTheTokenBySlotId() throws Exception {
+        try (Pkcs11Engine engine = builder("ec-key").slot(token.slotId()).build()) {
+            byte[] message = randomBytes(64);
+            byte[] sig = runWithCallback(engine, KeyOperation.sign(SignatureScheme.ECDSA_SECP256R1_SHA256, message));
+            assertTrue(verify(SignatureScheme.ECDSA_SECP256R1_SHA256, engine.publicKey(), message, sig));
+        }
+    }
+
+    @Test
+    void shouldKeepThePrivateKeyOnTheTokenAndSignThere() throws Exception {
+        try (Pkcs11Engine engine = builder("rsa-key").build()) {
+            Provider provider = engine.provider();
+            assertTrue(provider.getName().startsWith("SunPKCS11-"), provider.getName());
+            assertNull(java.security.Security.getProvider(provider.getName()), "the provider must not be installed");
+
+            KeyStore ks = KeyStore.getInstance("PKCS11", provider);
+            ks.load(null, null); // already logged in by the engine
+            PrivateKey key = (PrivateKey) ks.getKey("rsa-key", null);
+            assertNull(key.getEncoded(), "a token key must not reveal its encoding");
+            assertNull(key.getFormat());
+            assertTrue(key.toString().contains("token object, sensitive, unextractable"), key.toString());
+            // Ask the token itself for the private exponent: a sensitive key refuses (CKR_ATTRIBUTE_SENSITIVE).
+            assertThrows(java.security.spec.InvalidKeySpecException.class, () -> java.security.KeyFactory
+                    .getInstance("RSA", provider).getKeySpec(key, java.security.spec.RSAPrivateCrtKeySpec.class));
+            // pkcs11-tool reads the attributes: CKA_SENSITIVE true, CKA_EXTRACTABLE false (it would print
+            // "extractable").
+            String objects = token.pkcs11Tool("--list-objects", "--type", "privkey", "--label", "rsa-key");
+            String access = objects.lines().filter(l -> l.trim().startsWith("Access:")).findFirst().orElseThrow();
+            assertTrue(access.contains("sensitive") && !access.contains("extractable"), access);
+
+            // The signature is the token key's: a software key of the same kind makes one that does not verify.
+            byte[] message = randomBytes(100);
+            byte[] tokenSig = runWithCallback(engine, KeyOperation.sign(SignatureScheme.RSA_PKCS1_SHA256, message));
+            KeyPairGenerator gen = KeyPairGenerator.getInstance("RSA");
+            gen.initialize(2048);
+            Signature soft = Signature.getInstance("SHA256withRSA");
+            soft.initSign(gen.generateKeyPair().getPrivate());
+            soft.update(message);
+            byte[] softSig = soft.sign();
+            assertTrue(verify(SignatureScheme.RSA_PKCS1_SHA256, engine.publicKey(), message, tokenSig));
+            assertFalse(verify(SignatureScheme.RSA_PKCS1_SHA256, engine.publicKey(), message, softSig));
+            assertEquals(1, engine.completedOperations());
+        }
+    }
+
+    @Test
+    void shouldAnswerEagainWhenTheQueueIsFullAndRunTheRetryLater() throws Exception {
+        CountDownLatch entered = new CountDownLatch(1);
+        CountDownLatch release = new CountDownLatch(1);
+        try (Pkcs11Engine engine = builder("ec-key").threads(1).queueCapacity(1)
+                .signerDecorator(s -> blocking(s, entered, release)).build()) {
+            List<AsyncWaitCtx> ctxs = new ArrayList<>();
+            List<AsyncJob<byte[]>> jobs = new ArrayList<>();
+            List<CountDownLatch> calls = new ArrayList<>();
+            AsyncJobPool pool = onOwner(() -> new AsyncJobPool(8, owner));
+            byte[] message = randomBytes(32);
+            KeyOperation op = KeyOperation.sign(SignatureScheme.ECDSA_SECP256R1_SHA256, message);
+            for (int i = 0; i < 3; i++) {
+                AsyncWaitCtx ctx = new AsyncWaitCtx();
+                CountDownLatch called = new CountDownLatch(1);
+                ctx.setCallback(arg -> {
+                    called.countDown();
+                    return 1;
+                }, null);
+                EngineSession session = onOwner(() -> engine.newSession(ctx, owner));
+                AsyncJob<byte[]> job = new AsyncJob<>(pool, ctx, j -> session.submit(j, op));
+                assertEquals(AsyncStartResult.PAUSE, onOwner(job::start));
+                if (i == 0) {
+                    assertTrue(entered.await(10, TimeUnit.SECONDS), "the worker took the first operation");
+                }
+                ctxs.add(ctx);
+                jobs.add(job);
+                calls.add(called);
+            }
+            assertEquals(AsyncStatus.OK, ctxs.get(0).getStatus());
+            assertEquals(AsyncStatus.OK, ctxs.get(1).getStatus());
+            assertEquals(AsyncStatus.EAGAIN, ctxs.get(2).getStatus(), "third operation: queue of 1 is full");
+            assertEquals(1, engine.queuedOperations());
+
+            release.countDown();
+            for (int i = 0; i < 2; i++) {
+                assertTrue(calls.get(i).await(10, TimeUnit.SECONDS));
+                assertEquals(AsyncStartResult.FINISH, onOwner(jobs.get(i)::resume));
+            }
+            // EAGAIN: the owner resumes the job itself, which runs the operation again.
+            assertEquals(AsyncStartResult.PAUSE, onOwner(jobs.get(2)::resume));
+            assertEquals(2, jobs.get(2).runs());
+            assertEquals(AsyncStatus.OK, ctxs.get(2).getStatus());
+            assertTrue(calls.get(2).await(10, TimeUnit.SECONDS));
+            assertEquals(AsyncStartResult.FINISH, onOwner(jobs.get(2)::resume));
+            for (AsyncJob<byte[]> job : jobs) {
+                assertTrue(verify(SignatureScheme.ECDSA_SECP256R1_SHA256, engine.publicKey(), message, job.result()));
+            }
+            assertEquals(3, engine.completedOperations());
+            assertEquals(0, pool.inFlight());
+            for (AsyncWaitCtx ctx : ctxs) {
+                onOwner(() -> {
+                    ctx.close();
+                    return null;
+                });
+            }
+        }
+    }
+
+    @Test
+    void shouldFailQueuedOperationsStopWorkersAndLogOutOnClose() throws Exception {
+        CountDownLatch entered = new CountDownLatch(1);
+        CountDownLatch release = new CountDownLatch(1);
+        Pkcs11Engine engine = builder("rsa-key").threads(1).queueCapacity(4)
+                .signerDecorator(s -> blocking(s, entered, release)).build();
+        String workerPrefix = engine.name() + "-worker-";
+        assertEquals(1, countThreads(workerPrefix));
+        assertTrue(isLoggedIn(), "the engine is logged in");
+
+        AsyncJobPool pool = onOwner(() -> new AsyncJobPool(8, owner));
+        List<AsyncJob<byte[]>> jobs = new ArrayList<>();
+        List<AsyncWaitCtx> ctxs = new ArrayList<>();
+        for (int i = 0; i < 3; i++) {
+            AsyncWaitCtx ctx = new AsyncWaitCtx();
+            ctx.setCallback(arg -> 1, null);
+            EngineSession session = onOwner(() -> engine.newSession(ctx, owner));
+            KeyOperation op = KeyOperation.sign(SignatureScheme.RSA_PKCS1_SHA256, randomBytes(16));
+            AsyncJob<byte[]> job = new AsyncJob<>(pool, ctx, j -> session.submit(j, op));
+            assertEquals(AsyncStartResult.PAUSE, onOwner(job::start));
+            if (i == 0) {
+                assertTrue(entered.await(10, TimeUnit.SECONDS));
+            }
+            jobs.add(job);
+            ctxs.add(ctx);
+        }
+        assertEquals(2, engine.queuedOperations());
+        Thread closer = new Thread(engine::close, "closer");
+        closer.start();
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+        while (closer.getState() != Thread.State.TIMED_WAITING && closer.isAlive()) { // close() waits for the worker
+            assertTrue(System.nanoTime() < deadline, "close() did not wait for the worker");
+            Thread.sleep(1);
+        }
+        release.countDown(); // the operation in progress finishes; the queued ones must not run
+        closer.join(20_000);
+        assertFalse(closer.isAlive());
+
+        assertEquals(0, engine.liveWorkers());
+        assertEquals(0, countThreads(workerPrefix));
+        assertTrue(engine.isClosed());
+        assertEquals(1, engine.completedOperations());
+        assertEquals(2, engine.failedOperations());
+        assertEquals(AsyncStartResult.FINISH, onOwner(jobs.get(0)::resume));
+        for (int i = 1; i < 3; i++) {
+            assertEquals(AsyncStartResult.ERR, onOwner(jobs.get(i)::resume));
+            assertTrue(jobs.get(i).failure().getMessage().contains("closed"), jobs.get(i).failure().getMessage());
+        }
+        assertFalse(isLoggedIn(), "close must log out of the token");
+        engine.close(); // idempotent
+        for (AsyncWaitCtx ctx : ctxs) {
+            onOwner(() -> {
+                ctx.close();
+                return null;
+            });
+        }
+    }
+
+    @Test
+    void shouldStayLoggedInUntilTheLastEngineOfTheTokenCloses() throws Exception {
+        try (Pkcs11Engine first = builder("rsa-key").build()) {
+            assertTrue(first.provider() != null);
+            try (Pkcs11Engine second = builder("ec-key").build()) {
+                assertTrue(first.provider() != second.provider(), "each engine has its own provider instance");
+                first.close();
+                assertTrue(isLoggedIn());
+                byte[] message = randomBytes(50);
+                byte[] sig = runWithFd(second, KeyOperation.sign(SignatureScheme.ECDSA_SECP256R1_SHA256, message));
+                assertTrue(verify(SignatureScheme.ECDSA_SECP256R1_SHA256, second.publicKey(), message, sig));
+            }
+            assertFalse(isLoggedIn());
+        }
+    }
+
+    @Test
+    void shouldNameTheMissingModuleLibrary() {
+        Path missing = token.directory().resolve("no-such-module.so");
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> builder("rsa-key").modulePath(missing).build());
+        assertTrue(e.getMessage().contains("PKCS#11 module library not found") && e.getMessage().contains(
+                missing.toString()) && e.getMessage().contains("install"), e.getMessage());
+    }
+
+    @Test
+    void shouldReportAWrongPinWithoutShowingIt() throws Exception {
+        Path wrong = token.directory().resolve("wrong-pin");
+        Files.writeString(wrong, "not-" + token.pin() + "\n");
+        IllegalStateException e = assertThrows(IllegalStateException.class,
+                () -> builder("rsa-key").pinFile(wrong).build());
+        assertTrue(e.getMessage().contains("CKR_PIN_INCORRECT") && e.getMessage().contains(wrong.toString()),
+                e.getMessage());
+        assertFalse(stackText(e).contains("not-" + token.pin()), "the PIN must not appear in the error");
+        assertFalse(isLoggedIn());
+    }
+
+    @Test
+    void shouldReportAnUnsetPinEnvironmentVariable() {
+        String name = "ASYNCCTX_NO_SUCH_PIN_VARIABLE";
+        assumeTrue(System.getenv(name) == null);
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> builder("rsa-key").pinEnvironmentVariable(name).build());
+        assertTrue(e.getMessage().contains(name) && e.getMessage().contains("not set"), e.getMessage());
+    }
+
+    @Test
+    void shouldListTheTokenLabelsFoundWhenTheLabelIsUnknown() {
+        IllegalStateException e = assertThrows(IllegalStateException.class,
+                () -> builder("rsa-key").tokenLabel("no-such-token").build());
+        assertTrue(e.getMessage().contains("no token labelled 'no-such-token'")
+                && e.getMessage().contains(token.tokenLabel()), e.getMessage());
+    }
+
+    @Test
+    void shouldListTheAliasesFoundWhenTheKeyLabelIsAbsent() {
+        IllegalStateException e = assertThrows(IllegalStateException.class, () -> builder("no-such-key").build());
+        assertTrue(e.getMessage().contains("no-such-key") && e.getMessage().contains("rsa-key")
+                && e.getMessage().contains("ec-key") && e.getMessage().contains("--write-object"), e.getMessage());
+    }
+
+    @Test
+    void shouldExplainThatAKeyWithoutCertificateIsHidden() {
+        IllegalStateException e = assertThrows(IllegalStateException.class, () -> builder("bare-key").build());
+        assertTrue(e.getMessage().contains("bare-key") && e.getMessage().contains("certificate object with the same "
+                + "CKA_ID"), e.getMessage());
+    }
+
+    @Test
+    void shouldRefuseAKeyThatDoesNotMatchItsCertificate() {
+        IllegalStateException e = assertThrows(IllegalStateException.class, () -> builder("wrong-cert").build());
+        assertTrue(e.getMessage().contains("does not match its certificate"), e.getMessage());
+        assertFalse(isLoggedIn(), "a failed build logs out");
+    }
+
+    @Test
+    void shouldRefuseEd25519AtBuildTime() {
+        IllegalStateException e = assertThrows(IllegalStateException.class, () -> builder("ed-key").build());
+        assertTrue(e.getMessage().contains("cannot sign with EdDSA") && e.getMessage().contains("RSA or EC"),
+                e.getMessage());
+    }
+
+    // ---- helpers ----
+
+    /** Runs one operation through a real job with the ctx's callback set; returns the result. */
+    private static byte[] runWithCallback(Pkcs11Engine engine, KeyOperation op) throws Exception {
+        AsyncWaitCtx ctx = new AsyncWaitCtx();
+        CountDownLatch called = new CountDownLatch(1);
+        Thread[] callbackThread = new Thread[1];
+        ctx.setCallback(arg -> {
+            callbackThread[0] = Thread.currentThread();
+            called.countDown();
+            return 1;
+        }, "arg");
+        AsyncJobPool pool = onOwner(() -> new AsyncJobPool(1, owner));
+        EngineSession session = onOwner(() -> engine.newSession(ctx, owner));
+        AsyncJob<byte[]> job = new AsyncJob<>(pool, ctx, j -> session.submit(j, op));
+        // The worker may complete before start() has paused the job: then start() answers FINISH at once.
+        AsyncStartResult started = onOwner(job::start);
+        assertTrue(started == AsyncStartResult.PAUSE || started == AsyncStartResult.FINISH, started::toString);
+        assertEquals(AsyncStatus.OK, ctx.getStatus());
+        assertTrue(ctx.getChangedFds().isEmpty(), "no wait fd on the callback path");
+        assertTrue(called.await(30, TimeUnit.SECONDS), "callback");
+        assertTrue(callbackThread[0].getName().startsWith(engine.name() + "-worker-"), callbackThread[0].getName());
+        if (started == AsyncStartResult.PAUSE) {
+            assertEquals(AsyncStartResult.FINISH, onOwner(job::resume), () -> String.valueOf(job.failure()));
+        }
+        assertEquals(AsyncJob.State.FINISHED, job.state());
+        onOwner(() -> {
+            session.close();
+            ctx.close();
+            return null;
+        });
+        return job.result();
+    }
+
+    /** Runs one operation through a real job on the wait-fd path; waits for the eventfd to turn readable. */
+    private static byte[] runWithFd(Pkcs11Engine engine, KeyOperation op) throws Exception {
+        long fdsBefore = countFds();
+        AsyncWaitCtx ctx = new AsyncWaitCtx();
+        AsyncJobPool pool = onOwner(() -> new AsyncJobPool(1, owner));
+        EngineSession session = onOwner(() -> engine.newSession(ctx, owner));
+        AsyncJob<byte[]> job = new AsyncJob<>(pool, ctx, j -> session.submit(j, op));
+        AsyncStartResult started = onOwner(job::start);
+        assertTrue(started == AsyncStartResult.PAUSE || started == AsyncStartResult.FINISH, started::toString);
+        ChangedFds changed = onOwner(ctx::getChangedFds);
+        assertEquals(1, changed.added().length, "one wait fd added");
+        int fd = changed.added()[0];
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+        while (!onOwner(() -> EventFd.drain(fd))) {
+            assertTrue(System.nanoTime() < deadline, "the wait fd did not turn readable");
+            Thread.sleep(1);
+        }
+        if (started == AsyncStartResult.PAUSE) {
+            assertEquals(AsyncStartResult.FINISH, onOwner(job::resume), () -> String.valueOf(job.failure()));
+        }
+        assertEquals(AsyncJob.State.FINISHED, job.state());
+        onOwner(() -> {
+            session.close();
+            ctx.close();
+            return null;
+        });
+        assertEquals(fdsBefore, countFds(), "the wait fd is closed with its ctx");
+        return job.result();
+    }
+
+    private static <T> T onOwner(Callable<T> task) throws Exception {
+        return owner.submit(task).get(30, TimeUnit.SECONDS);
+    }
+
+    private static KeySigner blocking(KeySigner delegate, CountDownLatch entered, CountDownLatch release) {
+        return new KeySigner() {
+            @Override
+            public PublicKey publicKey() {
+                return delegate.publicKey();
+            }
+
+            @Override
+            public byte[] perform(KeyOperation operation) throws java.security.GeneralSecurityException {
+                entered.countDown();
+                try {
+                    if (!release.await(30, TimeUnit.SECONDS)) {
+                        throw new IllegalStateException("test never released the worker");
+                    }
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+                return delegate.perform(operation);
+            }
+        };
+    }
+
+    /** True when the token's user is logged in: a fresh provider can open the KeyStore without a PIN. */
+    private static boolean isLoggedIn() {
+        try {
+            Provider probe = java.security.Security.getProvider("SunPKCS11").configure("--name = probe\nlibrary = "
+                    + token.modulePath() + "\nslot = " + token.slotId() + "\n");
+            KeyStore ks = KeyStore.getInstance("PKCS11", probe);
+            ks.load(null, null);
+            return ks.isKeyEntry("rsa-key");
+        } catch (IOException e) {
+            return false;
+        } catch (Exception e) {
+            throw new AssertionError(e);
+        }
+    }
+
+    private static boolean verify(SignatureScheme scheme, PublicKey key, byte[] message, byte[] sig)
+            throws Exception {
+        Signature v = Signature.getInstance(scheme.jcaAlgorithm());
+        if (scheme.isPss()) {
+            v.setParameter(scheme.parameters());
+        }
+        v.initVerify(key);
+        v.update(message);
+        return v.verify(sig);
+    }
+
+    private static byte[] randomBytes(int n) {
+        byte[] b = new byte[n];
+        new SecureRandom().nextBytes(b);
+        return b;
+    }
+
+    private static long countFds() throws IOException {
+        try (var s = Files.list(Path.of("/proc/self/fd"))) {
+            return s.count();
+        }
+    }
+
+    private static int countThreads(String prefix) {
+        int n = 0;
+        for (Thread t : Thread.getAllStackTraces().keySet()) {
+            if (t.getName().startsWith(prefix) && t.isAlive()) {
+                n++;
+            }
+        }
+        return n;
+    }
+
+    private static String stackText(Throwable t) {
+        java.io.StringWriter w = new java.io.StringWriter();
+        t.printStackTrace(new java.io.PrintWriter(w));
+        return w.toString();
+    }
+}
