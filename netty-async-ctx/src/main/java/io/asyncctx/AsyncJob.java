@@ -126,7 +126,7 @@ public final class AsyncJob<T> {
      *
      * @return {@link AsyncStartResult#FINISH} or {@link AsyncStartResult#ERR} when a completion had arrived;
      *     {@link AsyncStartResult#PAUSE} on a spurious resume, or when the operation was retried after EAGAIN and is
-     *     in flight again
+     *     in flight again; {@link AsyncStartResult#ERR} also when the ctx was closed under the paused job
      * @throws IllegalStateException when the job is not paused (new, running, finished or abandoned)
      */
     public AsyncStartResult resume() {
@@ -136,6 +136,12 @@ public final class AsyncJob<T> {
         }
         ctx.resetChanges();
         if (s == RESUMING) {
+            return finish();
+        }
+        if (ctx.isClosed()) {
+            // Misuse (abandon jobs before closing their ctx), but never leave the slot held by a job that cannot run.
+            settle(new Failure(new IllegalStateException("resume: the job's AsyncWaitCtx was closed while the job was "
+                    + "paused; abandon the job before closing its ctx")));
             return finish();
         }
         if (ctx.getStatus() != AsyncStatus.EAGAIN) {
