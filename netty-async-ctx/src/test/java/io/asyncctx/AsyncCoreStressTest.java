@@ -52,7 +52,7 @@ class AsyncCoreStressTest {
     @Timeout(30)
     void shouldNeverExposeCallbackWithAnotherWritersArgument() throws Exception {
         int writers = 4;
-        int burst = 2_000;
+        int burst = 256;
         AsyncWaitCtx ctx = new AsyncWaitCtx();
         CyclicBarrier roundStart = new CyclicBarrier(writers + 1);
         AtomicInteger doneInRound = new AtomicInteger();
