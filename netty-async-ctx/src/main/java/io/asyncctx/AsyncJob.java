@@ -95,7 +95,7 @@ public final class AsyncJob<T> {
      * Starts the job ({@code ASYNC_start_job} for a new job). Owner thread.
      *
      * @return {@link AsyncStartResult#PAUSE} when the operation is in flight; {@link AsyncStartResult#FINISH} or
-     *     {@link AsyncStartResult#ERR} when it ended already; {@link AsyncStartResult#NO_JOBS} when the pool is full
+     *     {@link AsyncStartResult#ERR} when it ended already (ERR also when the operation abandoned its own job); {@link AsyncStartResult#NO_JOBS} when the pool is full
      *     (the job stays {@link State#NEW}: wait with {@link AsyncJobPool#awaitSlot} and call start again)
      * @throws IllegalStateException when the job was started already or abandoned, the ctx is closed, or the ctx serves
      *     another job
@@ -126,7 +126,7 @@ public final class AsyncJob<T> {
      *
      * @return {@link AsyncStartResult#FINISH} or {@link AsyncStartResult#ERR} when a completion had arrived;
      *     {@link AsyncStartResult#PAUSE} on a spurious resume, or when the operation was retried after EAGAIN and is
-     *     in flight again
+     *     in flight again; {@link AsyncStartResult#ERR} also when the ctx was closed under the paused job
      * @throws IllegalStateException when the job is not paused (new, running, finished or abandoned)
      */
     public AsyncStartResult resume() {
@@ -136,6 +136,12 @@ public final class AsyncJob<T> {
         }
         ctx.resetChanges();
         if (s == RESUMING) {
+            return finish();
+        }
+        if (ctx.isClosed()) {
+            // Misuse (abandon jobs before closing their ctx), but never leave the slot held by a job that cannot run.
+            settle(new Failure(new IllegalStateException("resume: the job's AsyncWaitCtx was closed while the job was "
+                    + "paused; abandon the job before closing its ctx")));
             return finish();
         }
         if (ctx.getStatus() != AsyncStatus.EAGAIN) {
@@ -174,7 +180,7 @@ public final class AsyncJob<T> {
      * After this the engine signals the ctx (writes its wait fd or calls the callback).
      *
      * @return true when the result was taken and the job is live; false for a duplicate completion or a job that was
-     *     abandoned or ended (the result is dropped)
+     *     abandoned, ended or not started yet (the result is dropped)
      */
     public boolean complete(T result) {
         return settle(result == null ? NULL_RESULT : result);
@@ -253,8 +259,9 @@ public final class AsyncJob<T> {
 
     private AsyncStartResult runOperation() {
         runs++;
-        ctx.setStatus(AsyncStatus.UNSUPPORTED);
         try {
+            // Inside the try: a ctx closed under a paused job makes the retry fail the job, not escape half-done.
+            ctx.setStatus(AsyncStatus.UNSUPPORTED);
             operation.run(this);
         } catch (Throwable t) {
             settle(new Failure(t));
@@ -264,6 +271,10 @@ public final class AsyncJob<T> {
         }
         if (STATE.compareAndSet(this, RUNNING, PAUSED)) {
             return AsyncStartResult.PAUSE;
+        }
+        if (state == ABANDONED) {
+            // The operation abandoned its own job (re-entrantly, on the owner thread): slot and ctx are released.
+            return AsyncStartResult.ERR;
         }
         // A completion arrived while the operation was running (synchronous, or before the pause): state RESUMING.
         return finish();
@@ -283,6 +294,10 @@ public final class AsyncJob<T> {
     }
 
     private boolean settle(Object value) {
+        if (state == NEW) {
+            // Not started: no operation was handed out, so this completion belongs to no run. Keep the job clean.
+            return false;
+        }
         if (!OUTCOME.compareAndSet(this, null, value)) {
             return false;
         }

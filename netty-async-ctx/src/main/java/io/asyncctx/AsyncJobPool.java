@@ -3,6 +3,7 @@ package io.asyncctx;
 import java.util.ArrayDeque;
 import java.util.Objects;
 import java.util.concurrent.Executor;
+import java.util.concurrent.RejectedExecutionException;
 
 /**
  * Bounds the {@link AsyncJob}s in flight on one owner thread (one event loop), the counterpart of the job pool of
@@ -98,7 +99,13 @@ public final class AsyncJobPool {
     private void scheduleDrain() {
         if (!drainScheduled && !draining) {
             drainScheduled = true;
-            owner.execute(drainTask);
+            try {
+                owner.execute(drainTask);
+            } catch (RejectedExecutionException e) {
+                // The owner is shutting down: its waiters will never run. Do not fail the finish or abandon that
+                // freed the slot, and let a later release try again.
+                drainScheduled = false;
+            }
         }
     }
 

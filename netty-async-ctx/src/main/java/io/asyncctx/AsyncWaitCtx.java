@@ -11,7 +11,9 @@ import java.util.Objects;
  * {@link #getChangedFds}, {@link #clearFd}, {@link #close()}) belongs to the thread that runs the ctx's jobs (its owner;
  * in the Netty integration the channel's event loop) and is not thread-safe. The callback and the status
  * ({@link #setCallback}, {@link #getCallback}, {@link #getCallbackArg}, {@link #setStatus}, {@link #getStatus}) may be
- * set and read from any thread, such as an engine's completion thread; each is published safely (volatile).
+ * set and read from any thread, such as an engine's completion thread; each is published safely (volatile). The
+ * callback and its argument are published together as one {@link CallbackBinding}: read both at once with
+ * {@link #getCallbackBinding()} when another thread may be changing them.
  *
  * <p><b>Rules</b> (those of {@code crypto/async/async_wait.c}):
  * <ul>
@@ -53,10 +55,10 @@ public final class AsyncWaitCtx implements AutoCloseable {
     private final ArrayList<Entry> entries = new ArrayList<>(2);
     private int numAdded;
     private int numDeleted;
-    private boolean closed;
+    private volatile boolean closed;
 
-    private volatile AsyncCallback callback;
-    private volatile Object callbackArg;
+    /** The callback and its argument, published as one immutable pair so that no reader can mix two writers' values. */
+    private volatile CallbackBinding callbackBinding;
     private volatile AsyncStatus status = AsyncStatus.UNSUPPORTED;
 
     /** The job this ctx serves now, or null; owner thread only (see {@link AsyncJob}). */
@@ -198,19 +200,41 @@ public final class AsyncWaitCtx implements AutoCloseable {
      */
     public void setCallback(AsyncCallback callback, Object callbackArg) {
         ensureOpen("setCallback");
-        // Argument first: a reader that sees the new callback also sees its argument.
-        this.callbackArg = callback == null ? null : callbackArg;
-        this.callback = callback;
+        // One write of one immutable pair: two racing writers can never leave one's callback with the other's argument.
+        callbackBinding = callback == null ? null : new CallbackBinding(callback, callbackArg);
+        if (closed) {
+            // Raced with close(): whichever write came last, leave the ctx without a callback.
+            callbackBinding = null;
+            ensureOpen("setCallback");
+        }
     }
 
-    /** The callback, or null when none is set. Any thread. */
+    /**
+     * The callback, or null when none is set. Any thread. When another thread may change the callback, use
+     * {@link #getCallbackBinding()} to read the callback and its argument as one pair.
+     */
     public AsyncCallback getCallback() {
-        return callback;
+        CallbackBinding b = callbackBinding;
+        return b == null ? null : b.callback();
     }
 
-    /** The callback's argument, or null when none is set. Any thread. */
+    /**
+     * The callback's argument, or null when none is set. Any thread. When another thread may change the callback, use
+     * {@link #getCallbackBinding()} to read the callback and its argument as one pair.
+     */
     public Object getCallbackArg() {
-        return callbackArg;
+        CallbackBinding b = callbackBinding;
+        return b == null ? null : b.arg();
+    }
+
+    /**
+     * The callback and its argument read in one step, as {@code ASYNC_WAIT_CTX_get_callback} returns both at once: the
+     * pair that one {@link #setCallback} call set. Any thread.
+     *
+     * @return the pair, or null when no callback is set
+     */
+    public CallbackBinding getCallbackBinding() {
+        return callbackBinding;
     }
 
     /**
@@ -222,6 +246,11 @@ public final class AsyncWaitCtx implements AutoCloseable {
         Objects.requireNonNull(status, "status");
         ensureOpen("setStatus");
         this.status = status;
+        if (closed) {
+            // Raced with close(): leave the closed ctx with the default status.
+            this.status = AsyncStatus.UNSUPPORTED;
+            ensureOpen("setStatus");
+        }
     }
 
     /** The engine status: {@link AsyncStatus#UNSUPPORTED} until set. Any thread. */
@@ -229,7 +258,7 @@ public final class AsyncWaitCtx implements AutoCloseable {
         return status;
     }
 
-    /** True once {@link #close()} has run. */
+    /** True once {@link #close()} has run. Any thread. */
     public boolean isClosed() {
         return closed;
     }
@@ -241,7 +270,7 @@ public final class AsyncWaitCtx implements AutoCloseable {
 
     /**
      * Frees the ctx ({@code ASYNC_WAIT_CTX_free}): calls the cleanup routine of every fd not cleared, once each, in the
-     * order they were set, then forgets all fds, the callback and the status. Idempotent. Cleanup routines that throw
+     * order they were set, then forgets all fds and the callback and resets the status to {@link AsyncStatus#UNSUPPORTED}. Idempotent. Cleanup routines that throw
      * do not stop the others; the first exception is rethrown at the end with the others suppressed.
      */
     @Override
@@ -250,26 +279,30 @@ public final class AsyncWaitCtx implements AutoCloseable {
             return;
         }
         closed = true;
-        callback = null;
-        callbackArg = null;
+        callbackBinding = null;
+        status = AsyncStatus.UNSUPPORTED;
         RuntimeException failure = null;
-        for (Entry e : entries) {
-            if (e.deleted || e.cleanup == null) {
-                continue;
-            }
-            try {
-                e.cleanup.cleanup(this, e.key, e.fd, e.customData);
-            } catch (RuntimeException ex) {
-                if (failure == null) {
-                    failure = ex;
-                } else {
-                    failure.addSuppressed(ex);
+        try {
+            for (Entry e : entries) {
+                if (e.deleted || e.cleanup == null) {
+                    continue;
+                }
+                try {
+                    e.cleanup.cleanup(this, e.key, e.fd, e.customData);
+                } catch (RuntimeException ex) {
+                    if (failure == null) {
+                        failure = ex;
+                    } else {
+                        failure.addSuppressed(ex);
+                    }
                 }
             }
+        } finally {
+            // Even when a cleanup throws an Error, the closed ctx holds no fds.
+            entries.clear();
+            numAdded = 0;
+            numDeleted = 0;
         }
-        entries.clear();
-        numAdded = 0;
-        numDeleted = 0;
         if (failure != null) {
             throw failure;
         }
@@ -290,6 +323,27 @@ public final class AsyncWaitCtx implements AutoCloseable {
         }
         numAdded = 0;
         numDeleted = 0;
+    }
+
+    /**
+     * A callback and its argument as set together by one {@link #setCallback} call; see {@link #getCallbackBinding()}.
+     *
+     * <p>Threading: immutable, safe on any thread. {@link #call()} runs the callback on the calling thread.
+     *
+     * @param callback the callback, not null
+     * @param arg its argument, may be null
+     */
+    public record CallbackBinding(AsyncCallback callback, Object arg) {
+
+        /** Creates a pair; the callback may not be null. */
+        public CallbackBinding {
+            Objects.requireNonNull(callback, "callback");
+        }
+
+        /** Calls the callback with its argument and returns what it returns. */
+        public int call() {
+            return callback.call(arg);
+        }
     }
 
     private Entry findLive(Object key) {
