@@ -170,8 +170,9 @@ public abstract class AbstractAsyncEngine implements AsyncEngine {
                 return;
             }
             PendingOperation pending;
-            if (ctx.getCallback() != null) {
-                pending = new PendingOperation(job, operation, ctx.getCallback(), ctx.getCallbackArg(), null);
+            AsyncWaitCtx.CallbackBinding binding = ctx.getCallbackBinding();
+            if (binding != null) {
+                pending = new PendingOperation(job, operation, binding.callback(), binding.arg(), null);
                 ctx.setStatus(AsyncStatus.OK);
             } else {
                 pending = new PendingOperation(job, operation, null, null, waitFdFor(ctx, owner));
