@@ -115,6 +115,7 @@ class SimulatedAcceleratorEngineTest {
         });
         assertTrue(done.await(10, TimeUnit.SECONDS), "all 50 callbacks must resume their jobs");
         long elapsedMillis = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start);
+        System.out.println("50 x 200 ms requests completed in " + elapsedMillis + " ms");
         assertTrue(elapsedMillis >= 200, "no completion before the modelled latency: " + elapsedMillis + " ms");
         assertTrue(elapsedMillis < 3 * 200, "50 requests of 200 ms must overlap; took " + elapsedMillis + " ms");
         for (Conn c : conns) {
@@ -126,7 +127,7 @@ class SimulatedAcceleratorEngineTest {
         assertEquals(0, engine.inFlight());
         assertTrue(engine.maxInFlight() == n, "all 50 were in flight at once: " + engine.maxInFlight());
         assertTrue(engine.batches() > 0 && engine.batches() < n, "batches: " + engine.batches());
-        owner.call(() -> conns.stream().peek(c -> c.ctx.close()).count());
+        owner.closeAll(conns);
     }
 
     @Test
@@ -165,7 +166,7 @@ class SimulatedAcceleratorEngineTest {
         assertEquals(20, engine.completed());
         assertEquals(20, engine.submitted());
         assertTrue(engine.maxInFlight() <= 8, "the ring never holds more than 8: " + engine.maxInFlight());
-        owner.call(() -> conns.stream().peek(c -> c.ctx.close()).count());
+        owner.closeAll(conns);
     }
 
     private static int retryEagain(List<Conn> conns) {
@@ -189,6 +190,8 @@ class SimulatedAcceleratorEngineTest {
         Owner owner = owner(1000);
         warmUp(engine, owner);
         int n = 1000;
+        long completedBefore = engine.completed();
+        long batchesBefore = engine.batches();
         long fdsBefore = openFds();
         List<Conn> conns = new ArrayList<>();
         Set<Integer> fds = owner.call(() -> {
@@ -215,11 +218,13 @@ class SimulatedAcceleratorEngineTest {
         for (Conn c : conns) {
             assertVerifies(c.op, c.job.result());
         }
-        assertEquals(n, engine.completed());
-        assertTrue(engine.batches() > 0 && engine.batches() < n, "batches: " + engine.batches());
+        assertEquals(n, engine.completed() - completedBefore);
+        long batches = engine.batches() - batchesBefore;
+        System.out.println("1,000 completions in " + batches + " batches, " + engine.signals() + " signals");
+        assertTrue(batches > 0 && batches < n, "batches: " + batches);
         assertTrue(engine.signals() == engine.batches(), "one signal per batch on one loop: signals "
                 + engine.signals() + ", batches " + engine.batches());
-        owner.call(() -> conns.stream().peek(c -> c.ctx.close()).count());
+        owner.closeAll(conns);
         assertEquals(0, engine.sharedFdCount(), "the last ctx's cleanup closes the shared eventfd");
         assertEquals(fdsBefore, openFds(), "no fd left behind");
     }
@@ -249,7 +254,7 @@ class SimulatedAcceleratorEngineTest {
             awaitFdCompletions(owner, conns.get(i).ctx.getFd(engine).fd(), List.of(conns.get(i)));
             assertVerifies(conns.get(i).op, conns.get(i).job.result());
         }
-        owner.call(() -> conns.stream().peek(c -> c.ctx.close()).count());
+        owner.closeAll(conns);
         assertEquals(fdsBefore, openFds(), "closing the ctxs closes their eventfds");
     }
 
@@ -315,7 +320,7 @@ class SimulatedAcceleratorEngineTest {
             return c;
         });
         assertNotNull(late.job.failure());
-        owner.call(() -> conns.stream().peek(c -> c.ctx.close()).count());
+        owner.closeAll(conns);
     }
 
     @Test
@@ -446,6 +451,14 @@ class SimulatedAcceleratorEngineTest {
                 }, null);
             }
             return c;
+        }
+
+        /** Closes the ctxs on the owner thread, as a connection's teardown does. */
+        void closeAll(List<Conn> conns) throws Exception {
+            call(() -> {
+                conns.forEach(c -> c.ctx.close());
+                return null;
+            });
         }
 
         @Override
