@@ -3,6 +3,7 @@ package io.asyncctx.testkit;
 import io.asyncctx.AsyncJob;
 import io.asyncctx.AsyncJobPool;
 import io.asyncctx.AsyncStartResult;
+import io.asyncctx.AsyncStatus;
 import io.asyncctx.AsyncWaitCtx;
 import io.asyncctx.engine.AsyncEngine;
 import io.asyncctx.engine.EngineSession;
@@ -44,8 +45,14 @@ final class TestOwner implements AutoCloseable {
             this.op = op;
         }
 
+        /** What start() answered, and the ctx's status right after it. */
+        AsyncStartResult startResult;
+        AsyncStatus statusAfterStart;
+
         AsyncStartResult start() {
-            return ended(job.start());
+            startResult = ended(job.start());
+            statusAfterStart = ctx.getStatus();
+            return startResult;
         }
 
         AsyncStartResult resume() {
