@@ -82,7 +82,7 @@ public final class SimulatedAcceleratorEngine extends AbstractAsyncEngine {
             return (flags.getAndUpdate(f -> f | DUE) & COMPUTED) != 0;
         }
 
-        /** Delivers the computed outcome; with {@code quiet} the caller signals. True when the job must be signalled. */
+        /** Delivers the computed outcome; with {@code quiet} the caller signals: true when it must. */
         boolean deliver(boolean quiet) {
             return error != null ? release(null, error, quiet) : release(result, null, quiet);
         }

@@ -47,7 +47,7 @@ public final class FaultInjectingEngine extends AbstractAsyncEngine {
     private static final long BEFORE_PAUSE_WAIT_SECONDS = 10;
 
     /** What happens to one submission; one constant per outcome that the engine chooses at submit. */
-    public enum Fault {
+    private enum Fault {
         /** Completes with a real result after the latency. */
         NONE,
         /** Status ERR set at submit; the operation is not taken. */

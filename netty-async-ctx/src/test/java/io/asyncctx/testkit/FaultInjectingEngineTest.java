@@ -249,7 +249,8 @@ class FaultInjectingEngineTest {
         // Ten times the latency passes with nothing readable: a hung operation never completes by itself.
         long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(50);
         while (System.nanoTime() < deadline) {
-            boolean anyReadable = owner.call(() -> conns.stream().anyMatch(c -> EventFd.drain(c.ctx.getFd(engine).fd())));
+            boolean anyReadable = owner.call(() -> conns.stream()
+                    .anyMatch(c -> EventFd.drain(c.ctx.getFd(engine).fd())));
             assertFalse(anyReadable, "a hung operation does not signal");
             LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(5));
         }
@@ -384,7 +385,9 @@ class FaultInjectingEngineTest {
     void shouldCloseEveryEventFdItCreated() throws Exception {
         FaultInjectingEngine engine = track(builder("fault-fds").latency(Duration.ZERO).build());
         TestOwner owner = owner(64);
-        owner.closeAll(startAll(owner, engine, 1, false)); // warm up
+        List<Conn> warmUp = startAll(owner, engine, 1, false);
+        await("the warm-up completion", () -> engine.completed() == 1);
+        owner.closeAll(warmUp);
         long before = openFds();
         List<Conn> conns = startAll(owner, engine, 50, false);
         assertEquals(before + 50, openFds(), "one eventfd per ctx (PER_CTX)");
