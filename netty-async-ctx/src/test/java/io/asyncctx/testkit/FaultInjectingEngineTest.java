@@ -120,8 +120,10 @@ class FaultInjectingEngineTest {
 
     /** Runs 300 operations with every fault enabled and returns what the owner saw for each, in order. */
     private List<String> outcomes(long seed) throws Exception {
+        // Latencies well above the time a start takes, so that only the drawn completeBeforePause completes a job
+        // inside its start (a near-zero latency could race a start and make the observation timing-dependent).
         FaultInjectingEngine engine = track(builder("fault-seed-" + seed).seed(seed)
-                .latency(Duration.ZERO, Duration.ofMillis(3)).statusErrRate(0.1).eagainRate(0.1).hangRate(0.1)
+                .latency(Duration.ofMillis(50), Duration.ofMillis(100)).statusErrRate(0.1).eagainRate(0.1).hangRate(0.1)
                 .errorRate(0.1).completeBeforePauseRate(0.1).duplicateSignalRate(0.1).spuriousSignalRate(0.1)
                 .build());
         TestOwner owner = owner(300);
