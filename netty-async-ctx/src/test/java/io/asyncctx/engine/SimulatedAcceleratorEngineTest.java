@@ -16,10 +16,13 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.security.GeneralSecurityException;
 import java.security.KeyPair;
 import java.security.KeyPairGenerator;
 import java.security.Provider;
+import java.security.PublicKey;
 import java.security.Signature;
+import java.security.SignatureException;
 import java.security.spec.ECGenParameterSpec;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -28,6 +31,7 @@ import java.util.List;
 import java.util.Set;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
@@ -324,6 +328,56 @@ class SimulatedAcceleratorEngineTest {
     }
 
     @Test
+    void shouldDeliverWhenTheSignatureIsReadyIfTheSignerIsSlowerThanTheLatency() throws Exception {
+        CountDownLatch release = new CountDownLatch(1);
+        KeySigner real = signer();
+        KeySigner slow = new KeySigner() {
+            @Override
+            public PublicKey publicKey() {
+                return real.publicKey();
+            }
+
+            @Override
+            public byte[] perform(KeyOperation operation) throws GeneralSecurityException {
+                try {
+                    release.await(10, TimeUnit.SECONDS);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+                if (operation.input().length == 0) {
+                    throw new SignatureException("empty input refused by the test signer");
+                }
+                return real.perform(operation);
+            }
+        };
+        SimulatedAcceleratorEngine engine = SimulatedAcceleratorEngine.builder().name("sim-slow")
+                .latency(Duration.ofMillis(1)).signer(slow).signerThreads(2).build();
+        toClose.add(engine);
+        Owner owner = owner(4);
+        CountDownLatch done = new CountDownLatch(2);
+        KeyOperation bad = KeyOperation.sign(SignatureScheme.ECDSA_SECP256R1_SHA256, new byte[0]);
+        List<Conn> conns = owner.call(() -> {
+            List<Conn> list = List.of(owner.open(engine, signOp(1), true, done), owner.open(engine, bad, true, done));
+            for (Conn c : list) {
+                assertEquals(AsyncStartResult.PAUSE, c.start());
+            }
+            return list;
+        });
+        // Twenty times the latency passes with the signers still blocked: nothing may complete yet.
+        LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(20));
+        assertEquals(2, engine.inFlight(), "due, but the signatures are not ready");
+        assertEquals(0, engine.batches());
+        release.countDown();
+        assertTrue(done.await(10, TimeUnit.SECONDS), "the signers deliver late results themselves");
+        assertVerifies(conns.get(0).op, conns.get(0).job.result());
+        assertInstanceOf(SignatureException.class, conns.get(1).job.failure());
+        assertEquals(1, engine.completed());
+        assertEquals(1, engine.failed());
+        assertEquals(0, engine.inFlight());
+        owner.closeAll(conns);
+    }
+
+    @Test
     void shouldRefuseToBuildWithoutASigner() {
         IllegalStateException e = assertThrows(IllegalStateException.class,
                 () -> SimulatedAcceleratorEngine.builder().build());
@@ -423,7 +477,7 @@ class SimulatedAcceleratorEngineTest {
         <T> T call(Callable<T> task) throws Exception {
             try {
                 return executor.submit(task).get(30, TimeUnit.SECONDS);
-            } catch (java.util.concurrent.ExecutionException e) {
+            } catch (ExecutionException e) {
                 if (e.getCause() instanceof Error err) {
                     throw err;
                 }
