@@ -1,0 +1,11 @@
+/**
+ * A test kit for users' own tests of code that drives {@link io.asyncctx.AsyncJob}s and
+ * {@link io.asyncctx.AsyncWaitCtx}s: {@link io.asyncctx.testkit.FaultInjectingEngine}, an engine that injects the
+ * faults the man page allows (EAGAIN, status ERR at submit, failed operations, operations that never complete,
+ * completion before the job has paused, duplicate and spurious wake-ups) deterministically under a seed, so that an
+ * integration can prove it loses nothing and leaks nothing.
+ *
+ * <p>Not meant for production servers. Depends on the core ({@code io.asyncctx}), the engine SPI
+ * ({@code io.asyncctx.engine}) and the JDK only; never on Netty's pipeline classes or on a test framework.
+ */
+package io.asyncctx.testkit;
