@@ -92,7 +92,10 @@ public abstract class AbstractAsyncEngine implements AsyncEngine {
      */
     protected abstract boolean offer(PendingOperation operation);
 
-    /** The job of {@code operation} was abandoned; drop it if it is still queued. Owner thread. Default: nothing. */
+    /**
+     * The job of {@code operation} was abandoned; drop it if it is still queued. Owner thread. Default: nothing. Only
+     * called for an operation whose job had not finished (it was abandoned, or is still in flight).
+     */
     protected void cancel(PendingOperation operation) {
     }
 
@@ -188,7 +191,7 @@ public abstract class AbstractAsyncEngine implements AsyncEngine {
         @Override
         public void cancel(AsyncJob<byte[]> job) {
             PendingOperation pending = current;
-            if (pending != null && pending.job() == job) {
+            if (pending != null && pending.job() == job && job.state() != AsyncJob.State.FINISHED) {
                 current = null;
                 AbstractAsyncEngine.this.cancel(pending);
             }

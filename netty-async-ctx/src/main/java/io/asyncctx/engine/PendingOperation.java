@@ -85,6 +85,15 @@ public final class PendingOperation {
         return job.complete(result);
     }
 
+    /**
+     * Delivers a failure without signalling, for batching engines ({@link #completeQuietly}).
+     *
+     * @return true when the job took the failure and must be signalled
+     */
+    public boolean failQuietly(Throwable cause) {
+        return job.fail(cause);
+    }
+
     /** Signals the completion: calls the callback, or makes the wait fd readable. Any thread. */
     public void signal() {
         if (callback != null) {
