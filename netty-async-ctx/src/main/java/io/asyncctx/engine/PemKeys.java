@@ -73,6 +73,16 @@ public final class PemKeys {
 
     static PrivateKey parsePrivateKey(String pem, String source) {
         List<Block> blocks = blocks(pem, source);
+        try {
+            return parsePrivateKey(blocks, source);
+        } finally {
+            for (Block b : blocks) {
+                Arrays.fill(b.der(), (byte) 0);
+            }
+        }
+    }
+
+    private static PrivateKey parsePrivateKey(List<Block> blocks, String source) {
         List<String> seen = new ArrayList<>();
         for (Block b : blocks) {
             switch (b.label()) {
