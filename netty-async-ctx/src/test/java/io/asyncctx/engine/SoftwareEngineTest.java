@@ -27,12 +27,15 @@ import java.security.SecureRandom;
 import java.security.Signature;
 import java.security.interfaces.RSAPublicKey;
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Set;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicReference;
+import java.util.stream.Collectors;
 import java.util.stream.Stream;
 import javax.crypto.Cipher;
 import org.junit.jupiter.api.Test;
@@ -228,11 +231,14 @@ class SoftwareEngineTest {
     void shouldFailQueuedOperationsAndStopItsThreadsOnClose() throws Exception {
         BlockingSigner signer = new BlockingSigner(TestKeys.forScheme(SignatureScheme.ED25519));
         KeyOperation op = KeyOperation.sign(SignatureScheme.ED25519, new byte[10]);
+        Set<Thread> before = liveWorkerThreads();
         SoftwareEngine engine = new SoftwareEngine("t", AbstractAsyncEngine.FdMode.PER_CTX, signer, null, 2, 8);
         try (EngineDriver d1 = new EngineDriver(engine, true);
              EngineDriver d2 = new EngineDriver(engine, true);
              EngineDriver d3 = new EngineDriver(engine, false)) {
-            assertEquals(2, liveWorkerThreads());
+            Set<Thread> mine = liveWorkerThreads();
+            mine.removeAll(before);
+            assertEquals(2, mine.size());
             AsyncJob<byte[]> j1 = d1.start(op);
             AsyncJob<byte[]> j2 = d2.start(op);
             signer.awaitEntered();
@@ -242,7 +248,8 @@ class SoftwareEngineTest {
 
             engine.close(); // interrupts the blocked signers, joins the workers, fails the queued op
 
-            assertEquals(0, liveWorkerThreads(), "no asyncctx-software-* thread may remain");
+            assertTrue(mine.stream().noneMatch(Thread::isAlive), "the engine's workers must have ended");
+            assertEquals(before, liveWorkerThreads(), "no asyncctx-software-* thread may remain");
             assertEquals(AsyncStartResult.ERR, d1.awaitAndResume(j1));
             assertEquals(AsyncStartResult.ERR, d2.awaitAndResume(j2));
             assertEquals(AsyncStartResult.ERR, d3.awaitAndResume(j3));
@@ -283,6 +290,7 @@ class SoftwareEngineTest {
 
     @Test
     void shouldUseDaemonWorkersWithTheConfiguredCount() {
+        Set<Thread> before = liveWorkerThreads();
         try (SoftwareEngine engine = SoftwareEngine.builder().keyPair(TestKeys.rsa()).workers(3).queueCapacity(7)
                 .name("mine").build()) {
             assertEquals("mine", engine.name());
@@ -290,10 +298,12 @@ class SoftwareEngineTest {
             assertEquals(7, engine.queueCapacity());
             assertEquals(AbstractAsyncEngine.FdMode.SHARED_PER_LOOP, engine.fdMode());
             assertSame(TestKeys.rsa().getPublic(), engine.publicKey());
-            long daemons = Thread.getAllStackTraces().keySet().stream()
-                    .filter(t -> t.getName().startsWith("asyncctx-software-") && t.isDaemon()).count();
-            assertTrue(daemons >= 3);
+            Set<Thread> mine = liveWorkerThreads();
+            mine.removeAll(before);
+            assertEquals(3, mine.size());
+            assertTrue(mine.stream().allMatch(Thread::isDaemon));
         }
+        assertEquals(before, liveWorkerThreads());
     }
 
     @Test
@@ -360,9 +370,11 @@ class SoftwareEngineTest {
         return v.verify(sig);
     }
 
-    static long liveWorkerThreads() {
+    /** The live threads named asyncctx-software-*, of any engine in this JVM. */
+    static Set<Thread> liveWorkerThreads() {
         return Thread.getAllStackTraces().keySet().stream()
-                .filter(t -> t.isAlive() && t.getName().startsWith("asyncctx-software-")).count();
+                .filter(t -> t.isAlive() && t.getName().startsWith("asyncctx-software-"))
+                .collect(Collectors.toCollection(HashSet::new));
     }
 
     static long openFds() throws IOException {
