@@ -45,6 +45,7 @@ final class WaitFdRegistry {
     private final Kind kind;
     private final Map<Integer, Entry> entries = new HashMap<>();
     private volatile int registered;
+    private long readableEvents;
     private boolean shuttingDown;
 
     WaitFdRegistry(IoEventLoop loop) {
@@ -86,6 +87,11 @@ final class WaitFdRegistry {
     /** Fd numbers with a live or cancelling registration. Loop thread; for tests. */
     int[] registeredFds() {
         return entries.values().stream().filter(e -> e.handle != null).mapToInt(e -> e.fd).sorted().toArray();
+    }
+
+    /** How many times a wait fd of this loop turned readable. Loop thread. */
+    long readableEvents() {
+        return readableEvents;
     }
 
     /** The number of connections waiting on {@code fd}. Loop thread; for tests. */
@@ -183,6 +189,7 @@ final class WaitFdRegistry {
 
     /** The fd of {@code e} turned readable: drain it, resume every waiter with a completion pending. Loop thread. */
     void onReadable(Entry e) {
+        readableEvents++;
         EventFd.drain(e.fd);
         ArrayList<AsyncOffloadConnection> ready = null;
         for (AsyncOffloadConnection c : e.waiters) {
