@@ -1,0 +1,41 @@
+package io.asyncctx.netty;
+
+import io.netty.channel.IoEventLoop;
+
+import java.util.Objects;
+
+/**
+ * Per-event-loop counters of the offload, for tests and metrics.
+ *
+ * <p><b>Threading.</b> Any thread may call; the values are exact when read on the loop's thread and recent otherwise.
+ * A loop on which no connection was ever opened, or that has terminated, reports zeros.
+ */
+public final class AsyncOffloadLoops {
+
+    private AsyncOffloadLoops() {
+    }
+
+    /** Wait-fd registrations alive on {@code loop} (registered and not yet unregistered). */
+    public static int registeredWaitFds(IoEventLoop loop) {
+        LoopState s = LoopState.peek(Objects.requireNonNull(loop, "loop"));
+        return s == null ? 0 : s.registry.registeredCount();
+    }
+
+    /** Jobs started and not yet finished or abandoned on {@code loop}. */
+    public static int jobsInFlight(IoEventLoop loop) {
+        LoopState s = LoopState.peek(Objects.requireNonNull(loop, "loop"));
+        return s == null ? 0 : s.jobsInFlight();
+    }
+
+    /** Operations waiting for a job slot (NO_JOBS) on {@code loop}. */
+    public static int jobsWaiting(IoEventLoop loop) {
+        LoopState s = LoopState.peek(Objects.requireNonNull(loop, "loop"));
+        return s == null ? 0 : s.jobsWaiting();
+    }
+
+    /** Connections opened on {@code loop} and not yet closed. */
+    public static int openConnections(IoEventLoop loop) {
+        LoopState s = LoopState.peek(Objects.requireNonNull(loop, "loop"));
+        return s == null ? 0 : s.openConnections();
+    }
+}

@@ -1,0 +1,144 @@
+package io.asyncctx.netty;
+
+import io.asyncctx.AsyncJobPool;
+import io.netty.channel.IoEventLoop;
+import io.netty.util.concurrent.SingleThreadEventExecutor;
+
+import java.util.ArrayList;
+import java.util.LinkedHashSet;
+import java.util.concurrent.ConcurrentHashMap;
+
+/**
+ * What the offload keeps per event loop: its job pools (one per {@link OffloadConfig#maxJobsPerLoop()} value in use,
+ * normally one), its wait-fd registry and its open connections. Found through a map keyed by loop; removed when the
+ * loop terminates.
+ *
+ * <p><b>Threading.</b> Created and changed on the loop's thread only. The counters ({@link #openConnections},
+ * {@link WaitFdRegistry#registeredCount()}) are volatile and may be read from any thread; the pool counters are exact
+ * only when read on the loop.
+ *
+ * <p><b>Shutdown.</b> When the loop shuts down, a shutdown hook (on the loop) closes every open connection: their jobs
+ * are abandoned, their promises fail, their fds are released and their ctxs closed. Anything left when the loop has
+ * terminated (the hook could not be installed) is closed by the termination listener.
+ */
+final class LoopState {
+
+    private static final ConcurrentHashMap<IoEventLoop, LoopState> STATES = new ConcurrentHashMap<>();
+
+    final IoEventLoop loop;
+    final WaitFdRegistry registry;
+    private final ConcurrentHashMap<Integer, AsyncJobPool> pools = new ConcurrentHashMap<>(2);
+    private final LinkedHashSet<AsyncOffloadConnection> connections = new LinkedHashSet<>();
+    /** Closed connections whose ctx waits for its fds' registrations to be removed. */
+    private final LinkedHashSet<AsyncOffloadConnection> closing = new LinkedHashSet<>();
+    private volatile int openConnections;
+    private boolean shutDown;
+
+    private LoopState(IoEventLoop loop) {
+        this.loop = loop;
+        this.registry = new WaitFdRegistry(loop);
+    }
+
+    /** The state of {@code loop}, created on first use. Loop thread. */
+    static LoopState of(IoEventLoop loop) {
+        LoopState s = STATES.get(loop);
+        if (s != null) {
+            return s;
+        }
+        s = new LoopState(loop);
+        STATES.put(loop, s);
+        LoopState created = s;
+        if (loop instanceof SingleThreadEventExecutor executor) {
+            executor.addShutdownHook(created::onShutdown);
+        }
+        loop.terminationFuture().addListener(f -> created.onTerminated());
+        return s;
+    }
+
+    /** The state of {@code loop}, or null when no connection was ever opened on it (or it has terminated). */
+    static LoopState peek(IoEventLoop loop) {
+        return STATES.get(loop);
+    }
+
+    /** The pool for {@code maxJobs} on this loop. Loop thread. */
+    AsyncJobPool pool(int maxJobs) {
+        return pools.computeIfAbsent(maxJobs, n -> new AsyncJobPool(n, loop));
+    }
+
+    int jobsInFlight() {
+        int n = 0;
+        for (AsyncJobPool p : pools.values()) {
+            n += p.inFlight();
+        }
+        return n;
+    }
+
+    int jobsWaiting() {
+        int n = 0;
+        for (AsyncJobPool p : pools.values()) {
+            n += p.waiting();
+        }
+        return n;
+    }
+
+    int openConnections() {
+        return openConnections;
+    }
+
+    boolean isShutDown() {
+        return shutDown;
+    }
+
+    void add(AsyncOffloadConnection c) {
+        if (connections.add(c)) {
+            openConnections++;
+        }
+    }
+
+    void remove(AsyncOffloadConnection c) {
+        if (connections.remove(c)) {
+            openConnections--;
+        }
+    }
+
+    void addClosing(AsyncOffloadConnection c) {
+        closing.add(c);
+    }
+
+    void removeClosing(AsyncOffloadConnection c) {
+        closing.remove(c);
+    }
+
+    /** Closed connections whose ctx is not closed yet. Loop thread. */
+    int closingConnections() {
+        return closing.size();
+    }
+
+    /** Loop thread, while the loop shuts down. */
+    private void onShutdown() {
+        shutDown = true;
+        registry.shutdown();
+        for (AsyncOffloadConnection c : new ArrayList<>(connections)) {
+            c.close();
+        }
+    }
+
+    /** Any thread, after the loop has terminated: nothing runs on the loop any more. */
+    private void onTerminated() {
+        STATES.remove(loop, this);
+        // The loop thread has ended (its termination happens-before this listener), so its fields are safe to read.
+        for (AsyncOffloadConnection c : new ArrayList<>(connections)) {
+            c.closeAfterTermination();
+        }
+        for (AsyncOffloadConnection c : new ArrayList<>(closing)) {
+            c.closeAfterTermination();
+        }
+        connections.clear();
+        closing.clear();
+    }
+
+    @Override
+    public String toString() {
+        return "LoopState[" + loop + ", connections=" + openConnections + ", " + registry + ']';
+    }
+}

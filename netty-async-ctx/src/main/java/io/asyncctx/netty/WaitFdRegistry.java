@@ -1,0 +1,251 @@
+package io.asyncctx.netty;
+
+import io.asyncctx.engine.EventFd;
+import io.netty.channel.IoEventLoop;
+import io.netty.channel.IoRegistration;
+import io.netty.util.concurrent.Future;
+
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashSet;
+import java.util.Map;
+
+/**
+ * The wait fds of one event loop: one {@link IoRegistration} per fd, reference counted by the connections that wait
+ * on it (several ctxs may share one engine eventfd). A readable fd is drained and every connection waiting on it whose
+ * job has a completion pending is resumed; the others stay paused.
+ *
+ * <p><b>Threading.</b> Loop thread only, except {@link #registeredCount()} (any thread, volatile).
+ *
+ * <p><b>Teardown.</b> When the last connection releases an fd its registration is cancelled; a connection that wants
+ * to close its ctx (which closes the fd) waits until {@code unregistered()} has run for every registration it released
+ * ({@link AsyncOffloadConnection#onUnregistered()}). An fd acquired again while its old registration is still being
+ * cancelled is registered anew once the old one is gone (the loop keys registrations by fd number).
+ */
+final class WaitFdRegistry {
+
+    /** Which kind of handle this loop takes. */
+    enum Kind {
+        EPOLL, IO_URING, NONE
+    }
+
+    /** One fd number: who waits on it and its current registration. */
+    static final class Entry {
+        final int fd;
+        final LinkedHashSet<AsyncOffloadConnection> waiters = new LinkedHashSet<>();
+        /** The live or cancelling registration, null when none. */
+        WaitFdHandle handle;
+
+        Entry(int fd) {
+            this.fd = fd;
+        }
+    }
+
+    private final IoEventLoop loop;
+    private final Kind kind;
+    private final Map<Integer, Entry> entries = new HashMap<>();
+    private volatile int registered;
+    private long readableEvents;
+    private boolean shuttingDown;
+
+    WaitFdRegistry(IoEventLoop loop) {
+        this.loop = loop;
+        this.kind = kindOf(loop);
+    }
+
+    static Kind kindOf(IoEventLoop loop) {
+        try {
+            if (loop.isCompatible(WaitFdHandle.Epoll.class)) {
+                return Kind.EPOLL;
+            }
+        } catch (LinkageError ignored) {
+            // epoll classes absent: not an epoll loop
+        }
+        try {
+            if (loop.isCompatible(WaitFdHandle.IoUring.class)) {
+                return Kind.IO_URING;
+            }
+        } catch (LinkageError ignored) {
+            // io_uring classes absent: not an io_uring loop
+        }
+        return Kind.NONE;
+    }
+
+    Kind kind() {
+        return kind;
+    }
+
+    boolean supportsFds() {
+        return kind != Kind.NONE;
+    }
+
+    /** Live registrations (registered and not yet unregistered). Any thread. */
+    int registeredCount() {
+        return registered;
+    }
+
+    /** Fd numbers with a live or cancelling registration. Loop thread; for tests. */
+    int[] registeredFds() {
+        return entries.values().stream().filter(e -> e.handle != null).mapToInt(e -> e.fd).sorted().toArray();
+    }
+
+    /** How many times a wait fd of this loop turned readable. Loop thread. */
+    long readableEvents() {
+        return readableEvents;
+    }
+
+    /** The number of connections waiting on {@code fd}. Loop thread; for tests. */
+    int waiters(int fd) {
+        Entry e = entries.get(fd);
+        return e == null ? 0 : e.waiters.size();
+    }
+
+    /**
+     * Adds {@code conn} to the waiters of {@code fd}, registering the fd with the loop when it is the first.
+     *
+     * @return null on success, or why the fd could not be registered
+     */
+    Throwable acquire(AsyncOffloadConnection conn, int fd) {
+        Entry e = entries.get(fd);
+        if (e == null) {
+            e = new Entry(fd);
+            entries.put(fd, e);
+        }
+        if (!e.waiters.add(conn)) {
+            return null;
+        }
+        if (e.handle == null) {
+            Throwable failure = register(e);
+            if (failure != null) {
+                e.waiters.remove(conn);
+                if (e.waiters.isEmpty() && e.handle == null) {
+                    entries.remove(fd);
+                }
+                return failure;
+            }
+        }
+        // A cancelling handle: onUnregistered registers the fd again since it has waiters.
+        return null;
+    }
+
+    /**
+     * Removes {@code conn} from the waiters of {@code fd}; cancels the registration when it was the last. When the
+     * registration was cancelled (or was being cancelled), this returns true and {@code conn} is told exactly once,
+     * through {@link AsyncOffloadConnection#onUnregistered()}, when it is gone (possibly before this returns).
+     */
+    boolean release(AsyncOffloadConnection conn, int fd) {
+        Entry e = entries.get(fd);
+        if (e == null || !e.waiters.remove(conn)) {
+            return false;
+        }
+        if (!e.waiters.isEmpty()) {
+            return false;
+        }
+        WaitFdHandle h = e.handle;
+        if (h == null) {
+            entries.remove(fd);
+            return false;
+        }
+        // Told once the registration is gone; with epoll that happens inside cancel(), before this returns.
+        h.closeWaiters.add(conn);
+        h.cancel();
+        return true;
+    }
+
+    /** The loop is shutting down: no new registrations. Loop thread. */
+    void shutdown() {
+        shuttingDown = true;
+        for (Entry e : new ArrayList<>(entries.values())) {
+            if (e.handle != null) {
+                e.handle.cancel();
+            }
+        }
+    }
+
+    private Throwable register(Entry e) {
+        if (shuttingDown || loop.isShuttingDown()) {
+            return new IllegalStateException("event loop is shutting down; cannot wait on fd " + e.fd);
+        }
+        WaitFdHandle h = kind == Kind.EPOLL ? new WaitFdHandle.Epoll(this, e) : new WaitFdHandle.IoUring(this, e);
+        Future<IoRegistration> f = loop.register(h);
+        if (!f.isDone()) {
+            // register() completes inline on the loop thread; anything else is a bug in our threading.
+            return new IllegalStateException("register(" + e.fd + ") did not complete on the loop thread");
+        }
+        if (!f.isSuccess()) {
+            return f.cause();
+        }
+        e.handle = h;
+        registered++;
+        try {
+            h.start(f.getNow());
+        } catch (RuntimeException ex) {
+            e.handle = null; // start failed: the handle cancels itself; unregistered() is ignored for a stale handle
+            h.cancel();
+            return ex;
+        }
+        return null;
+    }
+
+    /** The fd of {@code e} turned readable: drain it, resume every waiter with a completion pending. Loop thread. */
+    void onReadable(Entry e) {
+        readableEvents++;
+        EventFd.drain(e.fd);
+        ArrayList<AsyncOffloadConnection> ready = null;
+        for (AsyncOffloadConnection c : e.waiters) {
+            if (c.hasCompletionPending()) {
+                if (ready == null) {
+                    ready = new ArrayList<>();
+                }
+                ready.add(c);
+            }
+        }
+        if (ready != null) {
+            for (AsyncOffloadConnection c : ready) {
+                c.resumeIfCompleted();
+            }
+        }
+    }
+
+    /** An io_uring poll of {@code e}'s fd failed with {@code -errno}: its waiters cannot be woken. Loop thread. */
+    void onPollFailed(Entry e, int res) {
+        Throwable failure = new java.io.IOException("polling wait fd " + e.fd + " failed (errno " + (-res)
+                + "); the engine's fd is unusable");
+        for (AsyncOffloadConnection c : new ArrayList<>(e.waiters)) {
+            c.onWaitFdFailed(e.fd, failure);
+        }
+    }
+
+    /** {@code h} has been removed from the loop. Loop thread. */
+    void onUnregistered(WaitFdHandle h) {
+        registered--;
+        Entry e = h.entry;
+        if (e.handle == h) {
+            e.handle = null;
+        }
+        ArrayList<AsyncOffloadConnection> closers = h.closeWaiters.isEmpty() ? null : new ArrayList<>(h.closeWaiters);
+        h.closeWaiters.clear();
+        if (e.handle == null) {
+            if (e.waiters.isEmpty()) {
+                entries.remove(e.fd, e);
+            } else if (!shuttingDown) {
+                Throwable failure = register(e);
+                if (failure != null) {
+                    for (AsyncOffloadConnection c : new ArrayList<>(e.waiters)) {
+                        c.onWaitFdFailed(e.fd, failure);
+                    }
+                }
+            }
+        }
+        if (closers != null) {
+            for (AsyncOffloadConnection c : closers) {
+                c.onUnregistered();
+            }
+        }
+    }
+
+    @Override
+    public String toString() {
+        return "WaitFdRegistry[" + kind + ", fds=" + entries.size() + ", registered=" + registered + ']';
+    }
+}
