@@ -290,6 +290,11 @@ public final class AsyncOffloadConnection implements AutoCloseable {
 
     private void onResult(AsyncStartResult r) {
         AsyncJob<byte[]> j = job;
+        if (r != AsyncStartResult.NO_JOBS && r != AsyncStartResult.PAUSE) {
+            // The operation may have changed the ctx's fds before it finished (a retry that completed at once): keep
+            // the registry in step, so that nothing stale stays registered. A failure here is for the next pause.
+            syncWaitFds(false);
+        }
         switch (r) {
             case FINISH -> succeed(j.result());
             case ERR -> fail(engineFailure(j.failure()));
@@ -300,7 +305,7 @@ public final class AsyncOffloadConnection implements AutoCloseable {
     }
 
     private void onPause(AsyncJob<byte[]> j) {
-        if (!syncWaitFds() || job != j) {
+        if (!syncWaitFds(true) || job != j) {
             return;
         }
         AsyncStatus status = ctx.getStatus();
@@ -320,8 +325,11 @@ public final class AsyncOffloadConnection implements AutoCloseable {
         }
     }
 
-    /** Applies the ctx's changed fds to the loop's registry. False when the operation failed. */
-    private boolean syncWaitFds() {
+    /**
+     * Applies the ctx's changed fds to the loop's registry. False when an fd could not be registered; then the
+     * operation has failed when {@code failOnError}.
+     */
+    private boolean syncWaitFds(boolean failOnError) {
         if (!registry.supportsFds() || (ctx.numAddedFds() == 0 && ctx.numDeletedFds() == 0)) {
             return true;
         }
@@ -335,6 +343,9 @@ public final class AsyncOffloadConnection implements AutoCloseable {
             }
             Throwable failure = registry.acquire(this, fd);
             if (failure != null) {
+                if (!failOnError) {
+                    return false;
+                }
                 abandonAndFail(new AsyncEngineException("could not wait on fd " + fd + " of engine '" + engine.name()
                         + "' on " + loop + ": " + failure, failure));
                 return false;

@@ -219,6 +219,9 @@ final class WaitFdRegistry {
     /** {@code h} has been removed from the loop. Loop thread. */
     void onUnregistered(WaitFdHandle h) {
         registered--;
+        if (!h.cancelled || loop.isShuttingDown()) {
+            shuttingDown = true; // Netty removed it on its own: the loop is shutting down, register nothing more
+        }
         Entry e = h.entry;
         if (e.handle == h) {
             e.handle = null;
