@@ -34,7 +34,8 @@ public final class AsyncOffloadHandler extends ChannelDuplexHandler {
     private AsyncOffloadConnection connection;
     private boolean closed;
     private boolean readsPaused;
-    private final FutureListener<byte[]> resumeReads = f -> resumeReads();
+    private Throwable operationFailure;
+    private final FutureListener<byte[]> onOperationDone = this::operationDone;
 
     AsyncOffloadHandler(AsyncSslContext context, SslHandler sslHandler) {
         this.context = context;
@@ -64,6 +65,11 @@ public final class AsyncOffloadHandler extends ChannelDuplexHandler {
         if (context.isAsync()) {
             context.method().bind(sslHandler.engine(), this);
             channel.closeFuture().addListener(f -> teardown());
+            sslHandler.handshakeFuture().addListener(f -> {
+                if (!f.isSuccess() && operationFailure != null) {
+                    explain(f.cause(), operationFailure);
+                }
+            });
         }
     }
 
@@ -95,9 +101,38 @@ public final class AsyncOffloadHandler extends ChannelDuplexHandler {
         Future<byte[]> result = connection.submit(operation);
         if (!result.isDone()) {
             pauseReads();
-            result.addListener(resumeReads);
         }
+        result.addListener(onOperationDone);
         return result;
+    }
+
+    private void operationDone(Future<byte[]> f) {
+        if (!f.isSuccess()) {
+            operationFailure = f.cause();
+        }
+        resumeReads();
+    }
+
+    /**
+     * BoringSSL reports a failed key operation as PRIVATE_KEY_OPERATION_FAILED and Netty drops the Java cause; attach
+     * ours (engine name, timeout, retries) to the handshake failure so that logs say what happened.
+     */
+    static void explain(Throwable handshakeFailure, Throwable operationFailure) {
+        if (handshakeFailure == null || handshakeFailure == operationFailure) {
+            return;
+        }
+        Throwable root = handshakeFailure;
+        while (root.getCause() != null && root.getCause() != root) {
+            if (root.getCause() == operationFailure) {
+                return;
+            }
+            root = root.getCause();
+        }
+        try {
+            root.initCause(operationFailure);
+        } catch (IllegalStateException | IllegalArgumentException e) {
+            handshakeFailure.addSuppressed(operationFailure);
+        }
     }
 
     private void pauseReads() {

@@ -123,7 +123,9 @@ class TlsOffloadIntegrationTest {
                 Arguments.of(KeyKind.RSA, "-tls1_3", "rsa_pss_rsae_sha512", "RSA-PSS"),
                 Arguments.of(KeyKind.EC_P256, "-tls1_3", "ecdsa_secp256r1_sha256", "ECDSA"),
                 Arguments.of(KeyKind.EC_P384, "-tls1_3", "ecdsa_secp384r1_sha384", "ECDSA"),
-                Arguments.of(KeyKind.EC_P521, "-tls1_3", "ecdsa_secp521r1_sha512", "ECDSA"),
+                // ecdsa_secp521r1_sha512 is absent: BoringSSL in tcnative 2.0.84 does not offer it for a server key,
+                // even with the key inside BoringSSL (stock Netty fails with NO_COMMON_SIGNATURE_ALGORITHMS too).
+                // The engines sign P-521 (SoftwareEngineTest) for when it does.
                 Arguments.of(KeyKind.EC_P256, "-tls1_2", "ecdsa_secp256r1_sha256", "ECDSA"),
                 Arguments.of(KeyKind.ED25519, "-tls1_3", "ed25519", "Ed25519"),
                 Arguments.of(KeyKind.ED25519, "-tls1_2", "ed25519", "Ed25519"));
@@ -136,7 +138,9 @@ class TlsOffloadIntegrationTest {
         AsyncSslContext ctx = context(key, OffloadConfig.Notify.FD);
         try (TlsTestServer server = new TlsTestServer(Transport.EPOLL, 1, ctx)) {
             ProcessResult r = TlsFixtures.sClient(server.port(), version, "-sigalgs", sigalg);
-            assertTrue(r.output().contains("Peer signature type: " + peerType), r.output());
+            assertTrue(r.output().toLowerCase(java.util.Locale.ROOT)
+                            .contains("peer signature type: " + peerType.toLowerCase(java.util.Locale.ROOT)),
+                    () -> r.output() + "\nserver: " + server.lastHandshakeFailure);
             assertTrue(r.output().contains(" TLS_") || r.output().contains("TLSv1.2 "), r.output());
             assertEquals(1, ctx.offloadedOperations(), "the signature went through the engine");
         }
@@ -199,7 +203,8 @@ class TlsOffloadIntegrationTest {
                         .handler(new ChannelInitializer<SocketChannel>() {
                             @Override
                             protected void initChannel(SocketChannel ch) {
-                                ch.pipeline().addLast(client.newHandler(ch.alloc(), "localhost", server.port()));
+                                // No peer host: the client then never resumes a session, so every handshake is a full one.
+                                ch.pipeline().addLast(client.newHandler(ch.alloc()));
                             }
                         }).connect("127.0.0.1", server.port()).sync().channel();
                 channels.add(ch);
