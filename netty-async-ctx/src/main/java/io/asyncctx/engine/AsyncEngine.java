@@ -43,6 +43,16 @@ public interface AsyncEngine extends AutoCloseable {
         return null;
     }
 
+    /**
+     * A signer that performs operations synchronously on the calling thread, for operations so cheap that handing them
+     * off costs more than doing them (ECDSA P-256 or Ed25519 with AWS-LC: about 15 us), run on the event loop only
+     * under a measured {@code InlinePolicy}. Null (the default) when the engine cannot, or must not, sign on the
+     * caller's thread (an HSM, an accelerator). Thread-safe.
+     */
+    default KeySigner inlineSigner() {
+        return null;
+    }
+
     /** Stops the engine: its threads end; operations still queued fail. Idempotent. */
     @Override
     void close();

@@ -42,6 +42,7 @@ public final class SoftwareEngine extends AbstractAsyncEngine {
     private static final long JOIN_MILLIS = 2_000;
 
     private final KeySigner signer;
+    private final KeySigner inlineSigner;
     private final Provider provider;
     private final int queueCapacity;
     private final BlockingQueue<Object> queue;
@@ -57,6 +58,7 @@ public final class SoftwareEngine extends AbstractAsyncEngine {
                    int queueCapacity) {
         super(name, fdMode);
         this.signer = Objects.requireNonNull(signer, "signer");
+        this.inlineSigner = perThread(signer);
         this.provider = provider;
         if (workerCount < 1) {
             throw new IllegalArgumentException("workers: " + workerCount + " (expected at least 1)");
@@ -135,6 +137,34 @@ public final class SoftwareEngine extends AbstractAsyncEngine {
     @Override
     public Executor taskExecutor() {
         return taskExecutor;
+    }
+
+    /** A thread-safe signer whose calls use a thread-confined copy per calling thread. */
+    private static KeySigner perThread(KeySigner signer) {
+        if (!(signer instanceof JcaKeySigner jca)) {
+            return signer;
+        }
+        ThreadLocal<KeySigner> local = ThreadLocal.withInitial(jca::threadConfined);
+        return new KeySigner() {
+            @Override
+            public java.security.PublicKey publicKey() {
+                return jca.publicKey();
+            }
+
+            @Override
+            public byte[] perform(KeyOperation operation) throws java.security.GeneralSecurityException {
+                return local.get().perform(operation);
+            }
+        };
+    }
+
+    /**
+     * The engine's signer, for inline use on event loops under a measured policy: each calling thread keeps its own
+     * initialised JCA objects (like the workers do).
+     */
+    @Override
+    public KeySigner inlineSigner() {
+        return inlineSigner;
     }
 
     @Override

@@ -1,6 +1,7 @@
 package io.asyncctx.netty;
 
 import io.asyncctx.engine.KeyOperation;
+import io.asyncctx.engine.KeySigner;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelDuplexHandler;
 import io.netty.channel.ChannelHandlerContext;
@@ -11,6 +12,7 @@ import io.netty.util.concurrent.Future;
 import io.netty.util.concurrent.FutureListener;
 import io.netty.util.concurrent.Promise;
 
+import java.security.GeneralSecurityException;
 import javax.net.ssl.SSLHandshakeException;
 
 /**
@@ -104,6 +106,16 @@ public final class AsyncOffloadHandler extends ChannelDuplexHandler {
         }
         result.addListener(onOperationDone);
         return result;
+    }
+
+    /** Performs a cheap operation on the event loop (under the context's inline policy). */
+    Future<byte[]> performInline(KeySigner signer, KeyOperation operation) {
+        try {
+            return loop.newSucceededFuture(signer.perform(operation));
+        } catch (GeneralSecurityException | RuntimeException e) {
+            operationFailure = e;
+            return loop.newFailedFuture(e);
+        }
     }
 
     private void operationDone(Future<byte[]> f) {

@@ -26,11 +26,22 @@ final class AsyncPrivateKeyMethodAdapter implements OpenSslAsyncPrivateKeyMethod
     private final AsyncEngine engine;
     private final OffloadConfig config;
     private final ConcurrentHashMap<SSLEngine, AsyncOffloadHandler> bindings = new ConcurrentHashMap<>();
+    private final InlinePolicy.Decision inline;
     private final LongAdder operations = new LongAdder();
+    private final LongAdder inlineOperations = new LongAdder();
 
-    AsyncPrivateKeyMethodAdapter(AsyncEngine engine, OffloadConfig config) {
+    AsyncPrivateKeyMethodAdapter(AsyncEngine engine, OffloadConfig config, InlinePolicy.Decision inline) {
         this.engine = engine;
         this.config = config;
+        this.inline = inline;
+    }
+
+    InlinePolicy.Decision inlineDecision() {
+        return inline;
+    }
+
+    long inlineOperations() {
+        return inlineOperations.sum();
     }
 
     AsyncEngine engine() {
@@ -69,8 +80,13 @@ final class AsyncPrivateKeyMethodAdapter implements OpenSslAsyncPrivateKeyMethod
         } catch (IllegalArgumentException e) {
             return ImmediateEventExecutor.INSTANCE.newFailedFuture(new SSLHandshakeException(e.getMessage()));
         }
+        KeyOperation op = KeyOperation.sign(scheme, input);
+        if (inline.isInline(scheme)) {
+            inlineOperations.increment();
+            return handler.performInline(inline.signer(), op);
+        }
         operations.increment();
-        return handler.submit(KeyOperation.sign(scheme, input));
+        return handler.submit(op);
     }
 
     @Override

@@ -83,6 +83,16 @@ public final class AsyncSslContext {
         return method == null ? 0 : method.operations();
     }
 
+    /** Operations run inline on the event loop under the context's {@link InlinePolicy} so far. Any thread. */
+    public long inlineOperations() {
+        return method == null ? 0 : method.inlineOperations();
+    }
+
+    /** The signature schemes that run inline (measured at build time under the {@link InlinePolicy}). */
+    public java.util.Set<io.asyncctx.engine.SignatureScheme> inlineSchemes() {
+        return method == null ? java.util.Set.of() : method.inlineDecision().inline();
+    }
+
     /** Channels bound to this context now (open channels whose handlers are in a pipeline). Any thread. */
     public int boundChannels() {
         return method == null ? 0 : method.boundChannels();

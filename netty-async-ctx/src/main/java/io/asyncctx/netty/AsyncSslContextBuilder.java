@@ -53,6 +53,7 @@ public final class AsyncSslContextBuilder {
     private final AsyncEngine engine;
     private final X509Certificate[] chain;
     private OffloadConfig config = OffloadConfig.defaults();
+    private InlinePolicy inlinePolicy = InlinePolicy.never();
     private SslProvider provider = SslProvider.OPENSSL;
     private PrivateKey jdkKey;
     private String[] protocols;
@@ -99,6 +100,15 @@ public final class AsyncSslContextBuilder {
     /** Offload settings (notification path, job bound, timeouts, retries). */
     public AsyncSslContextBuilder offloadConfig(OffloadConfig config) {
         this.config = Objects.requireNonNull(config, "config");
+        return this;
+    }
+
+    /**
+     * Which operations are so cheap that they run inline on the event loop instead of through a job (default:
+     * {@link InlinePolicy#never()}). Measured once, here, at {@link #build()}.
+     */
+    public AsyncSslContextBuilder inlinePolicy(InlinePolicy policy) {
+        this.inlinePolicy = Objects.requireNonNull(policy, "policy");
         return this;
     }
 
@@ -192,7 +202,8 @@ public final class AsyncSslContextBuilder {
         }
         checkBoringSsl();
         checkUseTasks();
-        AsyncPrivateKeyMethodAdapter method = new AsyncPrivateKeyMethodAdapter(engine, config);
+        AsyncPrivateKeyMethodAdapter method = new AsyncPrivateKeyMethodAdapter(engine, config,
+                inlinePolicy.resolve(engine));
         KeylessKeyManager keyManager = new KeylessKeyManager(chain);
         SslContextBuilder b = forServer ? SslContextBuilder.forServer(keyManager)
                 : SslContextBuilder.forClient().keyManager(keyManager);
