@@ -3,6 +3,7 @@ package io.asyncctx.examples;
 import io.asyncctx.engine.AsyncEngine;
 import io.asyncctx.netty.AsyncSslContext;
 import io.asyncctx.netty.AsyncSslContextBuilder;
+import io.asyncctx.netty.InlinePolicy;
 import io.asyncctx.netty.KeylessKeyManager;
 import io.asyncctx.netty.OffloadConfig;
 import io.netty.bootstrap.ServerBootstrap;
@@ -110,6 +111,17 @@ public final class ExampleServer implements AutoCloseable {
     public ExampleServer(String host, int port, Mode mode, Transport transport, int threads, OffloadConfig.Notify notify,
                          AsyncEngine engine, X509Certificate[] chain, PrivateKey key)
             throws SSLException, InterruptedException {
+        this(host, port, mode, transport, threads, notify, engine, chain, key, InlinePolicy.never());
+    }
+
+    /**
+     * Starts the server; in offload mode, {@code inline} chooses the operations cheap enough to sign on the loop.
+     *
+     * @param key the private key in memory, needed by {@code inline} mode only (null otherwise)
+     */
+    public ExampleServer(String host, int port, Mode mode, Transport transport, int threads, OffloadConfig.Notify notify,
+                         AsyncEngine engine, X509Certificate[] chain, PrivateKey key, InlinePolicy inline)
+            throws SSLException, InterruptedException {
         Objects.requireNonNull(mode, "mode");
         transport.checkAvailable();
         if (transport == Transport.NIO && notify == OffloadConfig.Notify.FD) {
@@ -122,6 +134,7 @@ public final class ExampleServer implements AutoCloseable {
             case OFFLOAD -> {
                 async = AsyncSslContextBuilder.forServer(engine, chain)
                         .offloadConfig(OffloadConfig.builder().notify(notify).build())
+                        .inlinePolicy(inline)
                         .protocols("TLSv1.3", "TLSv1.2")
                         .build();
                 AsyncSslContext ctx = async;

@@ -1,6 +1,7 @@
 package io.asyncctx.examples;
 
 import io.asyncctx.engine.AsyncEngine;
+import io.asyncctx.netty.InlinePolicy;
 import io.asyncctx.netty.OffloadConfig;
 
 import java.util.concurrent.Callable;
@@ -39,6 +40,11 @@ final class ServerCommand implements Callable<Integer> {
     @Option(names = "--threads", description = "Event loops (default: ${DEFAULT-VALUE}).")
     int threads = 1;
 
+    @Option(names = "--inline-below-us", description = "Offload mode: sign inline on the event loop the signature "
+            + "schemes whose measured cost is below this many microseconds (0 = never, the default; 30 keeps ECDSA "
+            + "P-256 and Ed25519 inline with AWS-LC while RSA is offloaded).")
+    long inlineBelowMicros;
+
     @Mixin
     EngineOptions engineOptions = new EngineOptions();
 
@@ -58,6 +64,9 @@ final class ServerCommand implements Callable<Integer> {
             throw new BadFlagException("--transport " + transport + ": expected epoll, io_uring or nio");
         }
         n = parseNotify(notify, t);
+        if (inlineBelowMicros < 0) {
+            throw new BadFlagException("--inline-below-us " + inlineBelowMicros + ": expected 0 or more");
+        }
         if (threads < 1) {
             throw new BadFlagException("--threads " + threads + ": expected at least 1");
         }
@@ -69,7 +78,8 @@ final class ServerCommand implements Callable<Integer> {
         try (AsyncEngine engine = engineOptions.createEngine(keys)) {
             ExampleServer server;
             try {
-                server = new ExampleServer(host, port, m, t, threads, n, engine, keys.chain(), keys.privateKey());
+                server = new ExampleServer(host, port, m, t, threads, n, engine, keys.chain(), keys.privateKey(),
+                        InlinePolicy.belowMeasuredCost(java.time.Duration.ofNanos(inlineBelowMicros * 1000)));
             } catch (IllegalArgumentException | IllegalStateException e) {
                 throw new BadFlagException(e.getMessage());
             }
