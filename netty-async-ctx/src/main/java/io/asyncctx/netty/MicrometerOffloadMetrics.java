@@ -1,0 +1,149 @@
+package io.asyncctx.netty;
+
+import io.asyncctx.engine.AsyncEngine;
+import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.Gauge;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.core.instrument.Tags;
+import io.micrometer.core.instrument.Timer;
+import io.netty.channel.IoEventLoop;
+
+import java.util.EnumMap;
+import java.util.Map;
+import java.util.Objects;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Records the offload path into a Micrometer {@link MeterRegistry}: counters and timers tagged {@code engine} and
+ * {@code loop}, and per-loop gauges. The names are listed in the README. Only this class refers to Micrometer; the
+ * library runs without Micrometer on the class path as long as this class is not used.
+ *
+ * <p>Threading: thread-safe. Meters are created when a loop first offloads for an engine; after that, recording is a
+ * counter increment or a timer record on the loop's thread, with no lookup.
+ */
+public final class MicrometerOffloadMetrics implements OffloadMetrics {
+
+    /** Prefix of every meter name. */
+    public static final String PREFIX = "asyncctx.";
+
+    private final MeterRegistry registry;
+    private final Map<IoEventLoop, Boolean> loopGauges = new ConcurrentHashMap<>();
+
+    /** Records into {@code registry}. */
+    public MicrometerOffloadMetrics(MeterRegistry registry) {
+        this.registry = Objects.requireNonNull(registry, "registry");
+    }
+
+    @Override
+    public Recorder recorder(AsyncEngine engine, IoEventLoop loop) {
+        String loopName = Thread.currentThread().getName();
+        loopGauges.computeIfAbsent(loop, l -> {
+            Tags t = Tags.of("loop", loopName);
+            Gauge.builder(PREFIX + "jobs.inflight", l, AsyncOffloadLoops::jobsInFlight).tags(t)
+                    .description("Jobs started and not yet ended on this event loop").register(registry);
+            Gauge.builder(PREFIX + "jobs.waiting", l, AsyncOffloadLoops::jobsWaiting).tags(t)
+                    .description("Operations waiting for a free job (NO_JOBS)").register(registry);
+            Gauge.builder(PREFIX + "ctx.live", l, AsyncOffloadLoops::openConnections).tags(t)
+                    .description("Live AsyncWaitCtx (open offload connections)").register(registry);
+            Gauge.builder(PREFIX + "waitfds.registered", l, AsyncOffloadLoops::registeredWaitFds).tags(t)
+                    .description("Wait fds registered with this event loop").register(registry);
+            return Boolean.TRUE;
+        });
+        return new MicrometerRecorder(registry, Tags.of("engine", engine.name(), "loop", loopName));
+    }
+
+    /** One engine on one loop. Loop thread only. */
+    private static final class MicrometerRecorder implements Recorder {
+        private final Counter started;
+        private final Counter paused;
+        private final Counter resumed;
+        private final Counter finished;
+        private final Map<FailureCause, Counter> failed = new EnumMap<>(FailureCause.class);
+        private final Counter noJobs;
+        private final Counter eagain;
+        private final Counter fallbacks;
+        private final Counter spurious;
+        private final Counter inline;
+        private final Timer pause;
+        private final Timer service;
+
+        MicrometerRecorder(MeterRegistry r, Tags t) {
+            started = Counter.builder(PREFIX + "jobs.started").tags(t).description("Jobs started").register(r);
+            paused = Counter.builder(PREFIX + "jobs.paused").tags(t).description("Jobs paused").register(r);
+            resumed = Counter.builder(PREFIX + "jobs.resumed").tags(t)
+                    .description("Paused jobs resumed with a completion").register(r);
+            finished = Counter.builder(PREFIX + "jobs.finished").tags(t).description("Jobs finished with a result")
+                    .register(r);
+            for (FailureCause c : FailureCause.values()) {
+                failed.put(c, Counter.builder(PREFIX + "jobs.failed").tags(t).tag("cause", c.name().toLowerCase(
+                        java.util.Locale.ROOT)).description("Operations failed, by cause").register(r));
+            }
+            noJobs = Counter.builder(PREFIX + "jobs.nojobs.waits").tags(t)
+                    .description("Operations that found no free job and waited").register(r);
+            eagain = Counter.builder(PREFIX + "eagain.retries").tags(t).description("EAGAIN retries").register(r);
+            fallbacks = Counter.builder(PREFIX + "fallbacks").tags(t)
+                    .description("Operations moved to the fallback engine").register(r);
+            spurious = Counter.builder(PREFIX + "wakeups.spurious").tags(t)
+                    .description("Wake-ups that found no completion").register(r);
+            inline = Counter.builder(PREFIX + "operations.inline").tags(t)
+                    .description("Operations signed inline on the event loop").register(r);
+            pause = Timer.builder(PREFIX + "pause.duration").tags(t).publishPercentileHistogram()
+                    .description("From a job's pause to its resume").register(r);
+            service = Timer.builder(PREFIX + "engine.service.duration").tags(t).publishPercentileHistogram()
+                    .description("From a job's start to the engine's completion").register(r);
+        }
+
+        @Override
+        public void jobStarted() {
+            started.increment();
+        }
+
+        @Override
+        public void jobPaused() {
+            paused.increment();
+        }
+
+        @Override
+        public void jobResumed(long pausedNanos) {
+            resumed.increment();
+            pause.record(pausedNanos, TimeUnit.NANOSECONDS);
+        }
+
+        @Override
+        public void jobFinished(long serviceNanos) {
+            finished.increment();
+            service.record(serviceNanos, TimeUnit.NANOSECONDS);
+        }
+
+        @Override
+        public void jobFailed(FailureCause cause) {
+            failed.get(cause).increment();
+        }
+
+        @Override
+        public void noJobsWait() {
+            noJobs.increment();
+        }
+
+        @Override
+        public void eagainRetry() {
+            eagain.increment();
+        }
+
+        @Override
+        public void fallback() {
+            fallbacks.increment();
+        }
+
+        @Override
+        public void spuriousWakeup() {
+            spurious.increment();
+        }
+
+        @Override
+        public void inlineOperation() {
+            inline.increment();
+        }
+    }
+}
