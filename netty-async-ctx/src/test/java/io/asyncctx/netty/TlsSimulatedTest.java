@@ -245,7 +245,7 @@ class TlsSimulatedTest {
                 assertEquals(n, engine.completed());
                 Loops.await("server saw " + n + " handshakes", () -> server.handshakes.get() == n);
                 Loops.await("the engine's eventfds closed with the connections", Duration.ofSeconds(20),
-                        () -> eventfdCount() == eventfdsBefore);
+                        () -> eventfdCount() <= eventfdsBefore);
             }
         }
     }
