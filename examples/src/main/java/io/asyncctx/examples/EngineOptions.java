@@ -1,18 +1,38 @@
 package io.asyncctx.examples;
 
+import io.asyncctx.engine.AbstractAsyncEngine.FdMode;
 import io.asyncctx.engine.AsyncEngine;
 import io.asyncctx.engine.CryptoProviders;
+import io.asyncctx.engine.JcaKeySigner;
 import io.asyncctx.engine.PemKeys;
+import io.asyncctx.engine.SimulatedAcceleratorEngine;
 import io.asyncctx.engine.SoftwareEngine;
+import io.asyncctx.engine.pkcs11.Pkcs11Engine;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.PrivateKey;
 import java.security.cert.X509Certificate;
+import java.time.Duration;
+import java.util.Arrays;
 import picocli.CommandLine.Option;
 
 /**
  * The flags that choose the engine and the key, shared by the server and the demo.
+ *
+ * <ul>
+ *   <li>{@code software}: the key in memory (--cert/--key, or a generated self-signed one), signed by worker
+ *   threads;</li>
+ *   <li>{@code simulated}: the same key, signed by a simulated accelerator with a fixed latency and a bounded ring
+ *   (--latency-ms, --ring-size);</li>
+ *   <li>{@code pkcs11}: the key on a PKCS#11 token (--pkcs11-library, --pkcs11-token or --pkcs11-slot,
+ *   --pkcs11-pin-file or --pkcs11-pin-env, --pkcs11-key-label); the certificate chain comes from the token unless
+ *   --cert is given. The PIN is never taken from the command line.</li>
+ * </ul>
+ *
+ * <p>Use: {@link #keyMaterial()} first, then {@link #createEngine(KeyMaterial)} with its result, and close that
+ * engine. With {@code pkcs11}, {@link #keyMaterial()} already opens the engine (the chain is on the token) and
+ * {@link #createEngine} hands that engine over.
  *
  * <p>Threading: filled by picocli on the main thread, then read there.
  */
@@ -21,24 +41,71 @@ final class EngineOptions {
     @Option(names = "--engine", description = "software | simulated | pkcs11 (default: ${DEFAULT-VALUE}).")
     String engine = "software";
 
-    @Option(names = "--cert", description = "PEM certificate chain (default: a fresh self-signed certificate).")
+    @Option(names = "--cert", description = "PEM certificate chain (default: a fresh self-signed certificate; with "
+            + "pkcs11: the chain stored on the token).")
     Path cert;
 
-    @Option(names = "--key", description = "PEM private key of --cert (PKCS#8 or traditional RSA/EC).")
+    @Option(names = "--key", description = "PEM private key of --cert (PKCS#8 or traditional RSA/EC); not with "
+            + "pkcs11.")
     Path key;
 
     @Option(names = "--key-type", description = "Key of the generated certificate: rsa | ec | p384 | ed25519 "
             + "(default: ${DEFAULT-VALUE}).")
     String keyType = "rsa";
 
-    @Option(names = "--workers", description = "Worker threads of the software engine (default: cores).")
+    @Option(names = "--workers", description = "Worker threads of the engine: software workers, simulated signers, "
+            + "pkcs11 token sessions (default: cores).")
     int workers = Runtime.getRuntime().availableProcessors();
 
-    @Option(names = "--provider", description = "accp | jdk: crypto provider of the software engine "
+    @Option(names = "--provider", description = "accp | jdk: crypto provider of the software and simulated engines "
             + "(default: accp when it loads).")
     String provider;
 
+    @Option(names = "--fd-mode", description = "shared | per-ctx: one eventfd per event loop, or one per connection "
+            + "(default: shared).")
+    String fdMode;
+
+    @Option(names = "--latency-ms", description = "simulated: service latency of every key operation in ms "
+            + "(default: 1).")
+    Integer latencyMs;
+
+    @Option(names = "--ring-size", description = "simulated: operations in flight at most; beyond that the engine "
+            + "answers EAGAIN (default: 1024).")
+    Integer ringSize;
+
+    @Option(names = "--pkcs11-library", description = "pkcs11: the token's PKCS#11 module, such as "
+            + "/usr/lib/softhsm/libsofthsm2.so.")
+    Path pkcs11Library;
+
+    @Option(names = "--pkcs11-token", description = "pkcs11: label of the token.")
+    String pkcs11Token;
+
+    @Option(names = "--pkcs11-slot", description = "pkcs11: slot id of the token (instead of --pkcs11-token).")
+    Long pkcs11Slot;
+
+    @Option(names = "--pkcs11-pin-file", description = "pkcs11: file holding the user PIN (readable by the server's "
+            + "user only).")
+    Path pkcs11PinFile;
+
+    @Option(names = "--pkcs11-pin-env", description = "pkcs11: environment variable holding the user PIN.")
+    String pkcs11PinEnv;
+
+    @Option(names = "--pkcs11-key-label", description = "pkcs11: label of the private key (and of its certificate "
+            + "object) on the token.")
+    String pkcs11KeyLabel;
+
+    /** Only to refuse it with an explanation: a PIN on the command line is visible in ps and shell histories. */
+    @Option(names = {"--pkcs11-pin", "--pin"}, hidden = true)
+    String pinOnCommandLine;
+
+    /** The pkcs11 engine opened by {@link #keyMaterial()}, until {@link #createEngine} hands it over. */
+    private Pkcs11Engine openedPkcs11;
+
     KeyMaterial keyMaterial() {
+        checkEngineFlags();
+        if ("pkcs11".equals(engine)) {
+            return pkcs11KeyMaterial();
+        }
         if ((cert == null) != (key == null)) {
             throw new BadFlagException("give --cert and --key together (or neither, for a self-signed certificate)");
         }
@@ -48,7 +115,7 @@ final class EngineOptions {
         requireReadable(cert, "--cert");
         requireReadable(key, "--key");
         try {
-            X509Certificate[] chain = PemKeys.readCertificates(cert).toArray(new X509Certificate[0]);
+            X509Certificate[] chain = readChain(cert);
             PrivateKey pk = PemKeys.readPrivateKey(key);
             return new KeyMaterial(chain, pk);
         } catch (RuntimeException e) {
@@ -59,13 +126,150 @@ final class EngineOptions {
     }
 
     AsyncEngine createEngine(KeyMaterial keys) {
+        checkEngineFlags();
+        return switch (engine) {
+            case "software" -> SoftwareEngine.builder().keyPair(keys.keyPair()).workers(workers)
+                    .provider(providerChoice()).fdMode(fdModeChoice()).build();
+            case "simulated" -> createSimulated(keys);
+            case "pkcs11" -> {
+                Pkcs11Engine e = openedPkcs11 != null ? openedPkcs11 : openPkcs11();
+                openedPkcs11 = null;
+                yield e;
+            }
+            default -> throw new IllegalStateException(engine); // checkEngineFlags refused it
+        };
+    }
+
+    private AsyncEngine createSimulated(KeyMaterial keys) {
+        if (keys.privateKey() == null) {
+            throw new BadFlagException("--engine simulated signs with a key in memory; give --cert and --key, or "
+                    + "neither for a generated key");
+        }
+        try {
+            JcaKeySigner signer = JcaKeySigner.withJdkFallback(keys.privateKey(), keys.publicKey(),
+                    CryptoProviders.select(providerChoice()));
+            return SimulatedAcceleratorEngine.builder()
+                    .latency(Duration.ofMillis(latencyMs == null ? 1 : latencyMs))
+                    .ringSize(ringSize == null ? 1024 : ringSize)
+                    .fdMode(fdModeChoice())
+                    .signerThreads(workers)
+                    .signer(signer)
+                    .build();
+        } catch (IllegalArgumentException | IllegalStateException e) {
+            throw new BadFlagException("--engine simulated: " + e.getMessage());
+        }
+    }
+
+    private KeyMaterial pkcs11KeyMaterial() {
+        if (key != null) {
+            throw new BadFlagException("--key " + key + ": with --engine pkcs11 the private key stays on the token; "
+                    + "drop --key (give --cert alone to serve another chain for the token's key)");
+        }
+        X509Certificate[] chain = null;
+        if (cert != null) {
+            requireReadable(cert, "--cert");
+            try {
+                chain = readChain(cert);
+            } catch (Exception e) {
+                throw new BadFlagException("--cert " + cert + ": " + e.getMessage());
+            }
+        }
+        Pkcs11Engine opened = openPkcs11();
+        boolean success = false;
+        try {
+            if (chain == null) {
+                chain = opened.certificateChain();
+            } else if (!Arrays.equals(chain[0].getPublicKey().getEncoded(), opened.publicKey().getEncoded())) {
+                throw new BadFlagException("--cert " + cert + ": its certificate is not for the key '" + pkcs11KeyLabel
+                        + "' on the token; give the certificate of that key, or drop --cert to use the chain stored "
+                        + "on the token");
+            }
+            openedPkcs11 = opened;
+            success = true;
+            return new KeyMaterial(chain, null);
+        } finally {
+            if (!success) {
+                opened.close();
+            }
+        }
+    }
+
+    private Pkcs11Engine openPkcs11() {
+        if (pkcs11Library == null) {
+            throw new BadFlagException("--engine pkcs11 needs --pkcs11-library PATH: the token's PKCS#11 module, such "
+                    + "as /usr/lib/softhsm/libsofthsm2.so");
+        }
+        if ((pkcs11Token == null) == (pkcs11Slot == null)) {
+            throw new BadFlagException("--engine pkcs11 needs exactly one of --pkcs11-token LABEL and --pkcs11-slot N "
+                    + "(list them with: pkcs11-tool --module " + pkcs11Library + " --list-slots)");
+        }
+        if ((pkcs11PinFile == null) == (pkcs11PinEnv == null)) {
+            throw new BadFlagException("--engine pkcs11 needs exactly one of --pkcs11-pin-file FILE and "
+                    + "--pkcs11-pin-env VAR for the token's user PIN");
+        }
+        if (pkcs11KeyLabel == null) {
+            throw new BadFlagException("--engine pkcs11 needs --pkcs11-key-label LABEL: the label of the private key "
+                    + "on the token (list them with: pkcs11-tool --module " + pkcs11Library + " --login --list-objects)");
+        }
+        Pkcs11Engine.Builder b = Pkcs11Engine.builder().name("pkcs11").modulePath(pkcs11Library)
+                .keyLabel(pkcs11KeyLabel).fdMode(fdModeChoice());
+        try {
+            b.threads(workers);
+            if (pkcs11Token != null) {
+                b.tokenLabel(pkcs11Token);
+            } else {
+                b.slot(pkcs11Slot);
+            }
+            if (pkcs11PinFile != null) {
+                b.pinFile(pkcs11PinFile);
+            } else {
+                b.pinEnvironmentVariable(pkcs11PinEnv);
+            }
+            return b.build();
+        } catch (IllegalArgumentException | IllegalStateException e) {
+            throw new BadFlagException("--engine pkcs11: " + e.getMessage());
+        }
+    }
+
+    /** Refuses an unknown engine, flags of another engine than the chosen one, and a PIN on the command line. */
+    private void checkEngineFlags() {
+        if (pinOnCommandLine != null) {
+            throw new BadFlagException("a PIN on the command line is visible to every user of the machine (ps, shell "
+                    + "history); put it in a file readable by the server only (--pkcs11-pin-file FILE) or in an "
+                    + "environment variable (--pkcs11-pin-env VAR)");
+        }
+        if (!engine.equals("software") && !engine.equals("simulated") && !engine.equals("pkcs11")) {
+            throw new BadFlagException("--engine " + engine + ": expected software, simulated or pkcs11");
+        }
         if (workers < 1) {
             throw new BadFlagException("--workers " + workers + ": expected at least 1");
         }
-        return switch (engine) {
-            case "software" -> SoftwareEngine.builder().keyPair(keys.keyPair()).workers(workers)
-                    .provider(providerChoice()).build();
-            default -> throw new BadFlagException("--engine " + engine + ": expected software, simulated or pkcs11");
+        if (!engine.equals("simulated") && (latencyMs != null || ringSize != null)) {
+            throw new BadFlagException("--latency-ms and --ring-size configure --engine simulated (engine is "
+                    + engine + ")");
+        }
+        if (latencyMs != null && latencyMs < 0) {
+            throw new BadFlagException("--latency-ms " + latencyMs + ": expected 0 or more");
+        }
+        if (ringSize != null && ringSize < 1) {
+            throw new BadFlagException("--ring-size " + ringSize + ": expected at least 1");
+        }
+        boolean anyPkcs11 = pkcs11Library != null || pkcs11Token != null || pkcs11Slot != null
+                || pkcs11PinFile != null || pkcs11PinEnv != null || pkcs11KeyLabel != null;
+        if (!engine.equals("pkcs11") && anyPkcs11) {
+            throw new BadFlagException("--pkcs11-* flags configure --engine pkcs11 (engine is " + engine + ")");
+        }
+        fdModeChoice();
+    }
+
+    private FdMode fdModeChoice() {
+        if (fdMode == null) {
+            return FdMode.SHARED_PER_LOOP;
+        }
+        return switch (fdMode) {
+            case "shared" -> FdMode.SHARED_PER_LOOP;
+            case "per-ctx" -> FdMode.PER_CTX;
+            default -> throw new BadFlagException("--fd-mode " + fdMode + ": expected shared or per-ctx");
         };
     }
 
@@ -78,6 +282,14 @@ final class EngineOptions {
             case "jdk" -> CryptoProviders.Choice.JDK;
             default -> throw new BadFlagException("--provider " + provider + ": expected accp or jdk");
         };
+    }
+
+    private static X509Certificate[] readChain(Path pem) throws Exception {
+        X509Certificate[] chain = PemKeys.readCertificates(pem).toArray(new X509Certificate[0]);
+        if (chain.length == 0) {
+            throw new IllegalArgumentException("no certificate in " + pem);
+        }
+        return chain;
     }
 
     static void requireReadable(Path p, String flag) {
