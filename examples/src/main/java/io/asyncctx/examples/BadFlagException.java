@@ -13,6 +13,6 @@ final class BadFlagException extends CommandLine.ParameterException {
     private static final long serialVersionUID = 1L;
 
     BadFlagException(String message) {
-        super(new CommandLine(new Main()), message);
+        super(new CommandLine(new ServerCommand()), message);
     }
 }

@@ -467,7 +467,7 @@ public final class Pkcs11Engine extends AbstractAsyncEngine {
                 String value = System.getenv(pinEnvVar);
                 if (value == null || value.isEmpty()) {
                     throw new IllegalArgumentException("environment variable " + pinEnvVar + " (the token PIN) is not "
-                            + "set; set it in the server's environment, or use pinFile(path)");
+                            + "set; set it in the server's environment, or give a PIN file instead");
                 }
                 return value.toCharArray();
             }
