@@ -50,9 +50,13 @@ final class RobustTlsServer implements AutoCloseable {
         UNEXPECTED
     }
 
+    /** SslHandler's handshake timeout on this server: it closes peers that never finish (and whose reset was missed). */
+    static final long HANDSHAKE_TIMEOUT_MILLIS = 5_000;
+
     final MultiThreadIoEventLoopGroup group;
     final Channel serverChannel;
     final List<AsyncOffloadHandler> handlers = new CopyOnWriteArrayList<>();
+    final List<Channel> children = new CopyOnWriteArrayList<>();
     final AtomicInteger accepted = new AtomicInteger();
     final AtomicInteger openChildren = new AtomicInteger();
     final Map<Outcome, LongAdder> outcomes = new ConcurrentHashMap<>();
@@ -77,7 +81,9 @@ final class RobustTlsServer implements AutoCloseable {
                             openChildren.incrementAndGet();
                             ch.closeFuture().addListener(f -> openChildren.decrementAndGet());
                             AsyncOffloadHandler offload = context.newHandler(ch);
+                            offload.sslHandler().setHandshakeTimeoutMillis(HANDSHAKE_TIMEOUT_MILLIS);
                             handlers.add(offload);
+                            children.add(ch);
                             ch.pipeline().addLast(offload);
                             offload.sslHandler().handshakeFuture().addListener(f -> {
                                 Outcome o = f.isSuccess() ? Outcome.OK : classify(f.cause());
