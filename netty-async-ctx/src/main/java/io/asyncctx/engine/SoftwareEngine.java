@@ -125,6 +125,11 @@ public final class SoftwareEngine extends AbstractAsyncEngine {
         return rejected.sum();
     }
 
+    /** RSA signatures that failed the check of {@link Builder#verifyAfterSign}; 0 when it is off. */
+    public long verificationFailures() {
+        return signer instanceof VerifyingKeySigner v ? v.verificationFailures() : 0;
+    }
+
     /** Operations skipped because their job was abandoned before a worker reached them. */
     public long operationsCancelled() {
         return cancelled.sum();
@@ -248,7 +253,8 @@ public final class SoftwareEngine extends AbstractAsyncEngine {
     }
 
     private void work() {
-        KeySigner local = signer instanceof JcaKeySigner jca ? jca.threadConfined() : signer;
+        KeySigner local = signer instanceof JcaKeySigner jca ? jca.threadConfined()
+                : signer instanceof VerifyingKeySigner v ? v.threadConfined() : signer;
         while (!stopping) {
             Object item;
             try {
@@ -319,6 +325,7 @@ public final class SoftwareEngine extends AbstractAsyncEngine {
         private CryptoProviders.Choice choice = CryptoProviders.Choice.AUTO;
         private FdMode fdMode = FdMode.SHARED_PER_LOOP;
         private String name = "software";
+        private boolean verifyAfterSign;
 
         private Builder() {
         }
@@ -385,6 +392,16 @@ public final class SoftwareEngine extends AbstractAsyncEngine {
             return this;
         }
 
+        /**
+         * Checks every RSA signature with the public key before it is returned ({@link VerifyingKeySigner}); one that
+         * does not verify fails its operation and is counted by {@link SoftwareEngine#verificationFailures()}. Default
+         * off.
+         */
+        public Builder verifyAfterSign(boolean verifyAfterSign) {
+            this.verifyAfterSign = verifyAfterSign;
+            return this;
+        }
+
         /** The engine's name for logs and metrics; default "software". */
         public Builder name(String name) {
             this.name = Objects.requireNonNull(name, "name");
@@ -407,7 +424,8 @@ public final class SoftwareEngine extends AbstractAsyncEngine {
             Provider provider = CryptoProviders.select(choice);
             JcaKeySigner signer = JcaKeySigner.withJdkFallback(privateKey, publicKey, provider);
             checkKeyPair(signer);
-            return new SoftwareEngine(name, fdMode, signer, provider, workers, queueCapacity);
+            KeySigner used = verifyAfterSign ? new VerifyingKeySigner(signer) : signer;
+            return new SoftwareEngine(name, fdMode, used, provider, workers, queueCapacity);
         }
 
         private void checkKeyPair(JcaKeySigner signer) {

@@ -34,6 +34,12 @@ import java.util.concurrent.atomic.AtomicIntegerFieldUpdater;
  * the loop, so their listeners run there. The ctx's callback, called by the engine on any thread, only hands the
  * resume to the loop ({@code loop.execute}) and returns.
  *
+ * <p><b>Fallback.</b> With {@link OffloadConfig#fallbackEngine()}, an operation that the primary engine ends in ERR, or
+ * that exhausts its EAGAIN retries, runs again as a new job on the fallback engine: a second {@link EngineSession} on
+ * the same ctx, opened at the first fallback and closed with the connection; its wait fds go through the same registry
+ * and are closed with the ctx. The deadline covers both attempts and does not trigger the fallback. See
+ * {@link OffloadConfig} for the unhealthy-primary rule.
+ *
  * <p><b>Ownership.</b> Whoever opens the connection closes it (typically when its channel closes). Closing abandons a
  * job in flight, releases the ctx's wait fds from the loop and closes the ctx (whose cleanup closes the engine's fds)
  * once every released registration has really left the loop. When the loop shuts down, its open connections are
@@ -57,6 +63,8 @@ public final class AsyncOffloadConnection implements AutoCloseable {
     private final OffloadConfig.Notify notify;
     private final AsyncWaitCtx ctx;
     private final EngineSession session;
+    private final AsyncEngine fallback;
+    private EngineSession fallbackSession;
     private final AsyncJobPool pool;
     private final Runnable callbackTask = this::onCallbackTask;
 
@@ -68,6 +76,10 @@ public final class AsyncOffloadConnection implements AutoCloseable {
     private ScheduledFuture<?> timeoutFuture;
     private ScheduledFuture<?> retryFuture;
     private int eagainRetries;
+    /** The session that runs the current job (the primary's or the fallback's). */
+    private EngineSession jobSession;
+    private boolean onFallback;
+    private Throwable primaryFailure;
 
     // The fds this connection waits on in the loop's registry.
     private int[] fds = new int[2];
@@ -92,6 +104,7 @@ public final class AsyncOffloadConnection implements AutoCloseable {
         this.engine = engine;
         this.config = config;
         this.notify = notify;
+        this.fallback = config.fallbackEngine();
         this.pool = loopState.pool(config.maxJobsPerLoop());
         AsyncWaitCtx c = new AsyncWaitCtx();
         boolean success = false;
@@ -152,8 +165,9 @@ public final class AsyncOffloadConnection implements AutoCloseable {
      * is in flight fails its future with {@link IllegalStateException}.
      *
      * @return a future of {@code loop.newPromise()}, completed on the loop with the operation's bytes, or failed with
-     *     {@link AsyncEngineException} (the engine failed, or kept answering EAGAIN), {@link AsyncOffloadTimeoutException}
-     *     (the operation timeout passed), or {@link ClosedChannelException} (the connection was closed)
+     *     {@link AsyncEngineException} (the engine failed, or kept answering EAGAIN; with a fallback engine: the
+     *     fallback failed too, or could not be used), {@link AsyncOffloadTimeoutException} (the operation timeout
+     *     passed), or {@link ClosedChannelException} (the connection was closed)
      */
     public Future<byte[]> submit(KeyOperation operation) {
         Objects.requireNonNull(operation, "operation");
@@ -170,14 +184,73 @@ public final class AsyncOffloadConnection implements AutoCloseable {
         }
         op = operation;
         promise = p;
-        eagainRetries = 0;
-        job = new AsyncJob<>(pool, ctx, j -> session.submit(j, operation));
         long timeoutNanos = config.operationTimeout().toNanos();
         if (timeoutNanos > 0) {
             timeoutFuture = loop.schedule(() -> onTimeout(p), timeoutNanos, TimeUnit.NANOSECONDS);
         }
-        startJob();
+        if (fallback != null && loopState.health(engine).skipPrimary(config, System.nanoTime())) {
+            loopState.primarySkips++;
+            runOnFallback(null);
+        } else {
+            runOn(session, false);
+        }
         return p;
+    }
+
+    /** Starts the operation in flight as a new job on {@code s}. */
+    private void runOn(EngineSession s, boolean viaFallback) {
+        KeyOperation operation = op;
+        jobSession = s;
+        onFallback = viaFallback;
+        eagainRetries = 0;
+        job = new AsyncJob<>(pool, ctx, j -> s.submit(j, operation));
+        startJob();
+    }
+
+    /** Runs the operation in flight on the fallback engine ({@code cause}: why the primary was left, or null). */
+    private void runOnFallback(Throwable cause) {
+        primaryFailure = cause;
+        EngineSession fs = fallbackSession;
+        if (fs == null) {
+            try {
+                fs = Objects.requireNonNull(fallback.newSession(ctx, loop), "fallback newSession returned null");
+            } catch (RuntimeException e) {
+                AsyncEngineException failure = new AsyncEngineException("could not open a session of fallback "
+                        + "engine '" + fallback.name() + "': " + e, e);
+                if (cause != null) {
+                    failure.addSuppressed(cause);
+                }
+                fail(failure);
+                return;
+            }
+            fallbackSession = fs;
+        }
+        loopState.fallbackOperations++;
+        runOn(fs, true);
+    }
+
+    /**
+     * The current engine could not do the operation (its job has ended or been abandoned): run it on the fallback when
+     * the primary failed and there is one, else fail it.
+     */
+    private void onEngineFailure(Throwable cause) {
+        if (!onFallback) {
+            loopState.primaryFailures++;
+            loopState.health(engine).onFailure(config, System.nanoTime());
+        }
+        if (fallback == null || onFallback || closed || promise == null) {
+            if (onFallback && primaryFailure != null) {
+                cause.addSuppressed(primaryFailure);
+            }
+            fail(cause);
+            return;
+        }
+        job = null;
+        runOnFallback(cause);
+    }
+
+    private AsyncEngine currentEngine() {
+        return onFallback ? fallback : engine;
     }
 
     /**
@@ -202,11 +275,7 @@ public final class AsyncOffloadConnection implements AutoCloseable {
         closed = true;
         loopState.remove(this);
         failInFlight(new ClosedChannelException());
-        try {
-            session.close();
-        } catch (RuntimeException e) {
-            LOG.log(System.Logger.Level.DEBUG, "engine session close failed", e);
-        }
+        closeSessions();
         pendingUnregisters++; // held while releasing, so a synchronous unregistered() cannot close the ctx early
         for (int i = 0; i < fdCount; i++) {
             pendingUnregisters++;
@@ -297,7 +366,7 @@ public final class AsyncOffloadConnection implements AutoCloseable {
         }
         switch (r) {
             case FINISH -> succeed(j.result());
-            case ERR -> fail(engineFailure(j.failure()));
+            case ERR -> onEngineFailure(engineFailure(j.failure()));
             case NO_JOBS -> queueForSlot(j);
             case PAUSE -> onPause(j);
             default -> throw new AssertionError(r);
@@ -318,7 +387,7 @@ public final class AsyncOffloadConnection implements AutoCloseable {
                 resumeIfCompleted();
                 return;
             }
-            abandonAndFail(new AsyncEngineException("engine '" + engine.name() + "' paused the operation with status "
+            abandonAndFail(new AsyncEngineException("engine '" + currentEngine().name() + "' paused the operation with status "
                     + status + " and " + (registry.supportsFds() ? "no wait fd" : "wait fds this loop cannot poll")
                     + ": nothing could resume it (use Notify.CALLBACK with an engine that calls the callback, or an "
                     + "epoll or io_uring loop)"));
@@ -346,7 +415,8 @@ public final class AsyncOffloadConnection implements AutoCloseable {
                 if (!failOnError) {
                     return false;
                 }
-                abandonAndFail(new AsyncEngineException("could not wait on fd " + fd + " of engine '" + engine.name()
+                abandonAndFail(new AsyncEngineException("could not wait on fd " + fd + " of engine '"
+                        + currentEngine().name()
                         + "' on " + loop + ": " + failure, failure));
                 return false;
             }
@@ -395,9 +465,10 @@ public final class AsyncOffloadConnection implements AutoCloseable {
 
     private void scheduleRetry(AsyncJob<byte[]> j) {
         if (eagainRetries >= config.eagainMaxRetries()) {
-            abandonAndFail(new AsyncEngineException("engine '" + engine.name() + "' answered EAGAIN (cannot take the "
-                    + "operation now) " + (eagainRetries + 1) + " times; gave up after " + eagainRetries
-                    + " retries (raise eagainMaxRetries or the engine's capacity)"));
+            abandonJob();
+            onEngineFailure(new AsyncEngineException("engine '" + currentEngine().name() + "' answered EAGAIN "
+                    + "(cannot take the operation now) " + (eagainRetries + 1) + " times; gave up after "
+                    + eagainRetries + " retries (raise eagainMaxRetries or the engine's capacity)"));
             return;
         }
         long delay = config.eagainInitialBackoff().toNanos();
@@ -426,7 +497,12 @@ public final class AsyncOffloadConnection implements AutoCloseable {
             return;
         }
         timeoutFuture = null;
-        abandonAndFail(new AsyncOffloadTimeoutException("engine '" + engine.name() + "' did not complete " + op
+        loopState.operationTimeouts++;
+        if (!onFallback) {
+            loopState.health(engine).onFailure(config, System.nanoTime());
+        }
+        abandonAndFail(new AsyncOffloadTimeoutException("engine '" + currentEngine().name() + "' did not complete "
+                + op
                 + " within the operation timeout of " + config.operationTimeout().toMillis()
                 + " ms; the job was abandoned (raise operationTimeout or check the engine)"));
     }
@@ -453,7 +529,7 @@ public final class AsyncOffloadConnection implements AutoCloseable {
     /** A wait fd of this connection can no longer be polled: fail the operation in flight. Loop thread. */
     void onWaitFdFailed(int fd, Throwable failure) {
         if (job != null) {
-            abandonAndFail(new AsyncEngineException("wait fd " + fd + " of engine '" + engine.name()
+            abandonAndFail(new AsyncEngineException("wait fd " + fd + " of engine '" + currentEngine().name()
                     + "' can no longer be polled on " + loop + ": " + failure, failure));
         }
     }
@@ -487,6 +563,9 @@ public final class AsyncOffloadConnection implements AutoCloseable {
     // ---- endings (loop thread) ----
 
     private void succeed(byte[] result) {
+        if (!onFallback) {
+            loopState.health(engine).onSuccess();
+        }
         Promise<byte[]> p = clearOperation();
         if (p != null) {
             p.trySuccess(result);
@@ -521,7 +600,8 @@ public final class AsyncOffloadConnection implements AutoCloseable {
             boolean started = j.state() != AsyncJob.State.NEW;
             if (j.abandon() && started) {
                 try {
-                    session.cancel(j);
+                    loopState.operationsCancelled++;
+                    jobSession.cancel(j);
                 } catch (RuntimeException e) {
                     LOG.log(System.Logger.Level.DEBUG, "engine session cancel failed", e);
                 }
@@ -545,6 +625,9 @@ public final class AsyncOffloadConnection implements AutoCloseable {
         job = null;
         slotWaiter = null;
         eagainRetries = 0;
+        jobSession = null;
+        onFallback = false;
+        primaryFailure = null;
         return p;
     }
 
@@ -552,7 +635,22 @@ public final class AsyncOffloadConnection implements AutoCloseable {
         if (cause == null) {
             cause = new AsyncEngineException("no cause recorded");
         }
-        return new AsyncEngineException("engine '" + engine.name() + "' failed " + op + ": " + cause, cause);
+        return new AsyncEngineException("engine '" + currentEngine().name() + "' failed " + op + ": " + cause, cause);
+    }
+
+    private void closeSessions() {
+        try {
+            session.close();
+        } catch (RuntimeException e) {
+            LOG.log(System.Logger.Level.DEBUG, "engine session close failed", e);
+        }
+        if (fallbackSession != null) {
+            try {
+                fallbackSession.close();
+            } catch (RuntimeException e) {
+                LOG.log(System.Logger.Level.DEBUG, "fallback engine session close failed", e);
+            }
+        }
     }
 
     private void closeCtx() {
@@ -579,11 +677,7 @@ public final class AsyncOffloadConnection implements AutoCloseable {
             if (p != null) {
                 p.tryFailure(new ClosedChannelException());
             }
-            try {
-                session.close();
-            } catch (RuntimeException e) {
-                LOG.log(System.Logger.Level.DEBUG, "engine session close failed", e);
-            }
+            closeSessions();
         }
         // The loop's epoll set or ring is gone with it: no registration can outlive it.
         closeCtx();

@@ -38,4 +38,40 @@ public final class AsyncOffloadLoops {
         LoopState s = LoopState.peek(Objects.requireNonNull(loop, "loop"));
         return s == null ? 0 : s.openConnections();
     }
+
+    /**
+     * Operations run on a fallback engine on {@code loop}: after the primary failed (ERR, EAGAIN exhausted) or was
+     * skipped as unhealthy ({@link OffloadConfig#fallbackEngine()}).
+     */
+    public static long fallbackOperations(IoEventLoop loop) {
+        LoopState s = LoopState.peek(Objects.requireNonNull(loop, "loop"));
+        return s == null ? 0 : s.fallbackOperations;
+    }
+
+    /** Operations that a primary engine ended in ERR or with EAGAIN exhausted on {@code loop} (timeouts not counted). */
+    public static long primaryFailures(IoEventLoop loop) {
+        LoopState s = LoopState.peek(Objects.requireNonNull(loop, "loop"));
+        return s == null ? 0 : s.primaryFailures;
+    }
+
+    /** Operations sent straight to the fallback because the primary was unhealthy on {@code loop}. */
+    public static long primarySkips(IoEventLoop loop) {
+        LoopState s = LoopState.peek(Objects.requireNonNull(loop, "loop"));
+        return s == null ? 0 : s.primarySkips;
+    }
+
+    /** Operations ended by {@link OffloadConfig#operationTimeout()} on {@code loop}. */
+    public static long operationTimeouts(IoEventLoop loop) {
+        LoopState s = LoopState.peek(Objects.requireNonNull(loop, "loop"));
+        return s == null ? 0 : s.operationTimeouts;
+    }
+
+    /**
+     * Started jobs abandoned on {@code loop} with the engine told to cancel them: the connection closed, the deadline
+     * passed, or EAGAIN retries ran out.
+     */
+    public static long jobsCancelled(IoEventLoop loop) {
+        LoopState s = LoopState.peek(Objects.requireNonNull(loop, "loop"));
+        return s == null ? 0 : s.operationsCancelled;
+    }
 }

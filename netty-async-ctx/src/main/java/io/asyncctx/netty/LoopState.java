@@ -1,10 +1,12 @@
 package io.asyncctx.netty;
 
 import io.asyncctx.AsyncJobPool;
+import io.asyncctx.engine.AsyncEngine;
 import io.netty.channel.IoEventLoop;
 import io.netty.util.concurrent.SingleThreadEventExecutor;
 
 import java.util.ArrayList;
+import java.util.IdentityHashMap;
 import java.util.LinkedHashSet;
 import java.util.concurrent.ConcurrentHashMap;
 
@@ -14,8 +16,8 @@ import java.util.concurrent.ConcurrentHashMap;
  * loop terminates.
  *
  * <p><b>Threading.</b> Created and changed on the loop's thread only. The counters ({@link #openConnections},
- * {@link WaitFdRegistry#registeredCount()}) are volatile and may be read from any thread; the pool counters are exact
- * only when read on the loop.
+ * {@link WaitFdRegistry#registeredCount()}, the operation counters) are volatile, written by the loop only and may be
+ * read from any thread; the pool counters are exact only when read on the loop.
  *
  * <p><b>Shutdown.</b> When the loop shuts down, a shutdown hook (on the loop) closes every open connection: their jobs
  * are abandoned, their promises fail, their fds are released and their ctxs closed. Anything left when the loop has
@@ -33,6 +35,55 @@ final class LoopState {
     private final LinkedHashSet<AsyncOffloadConnection> closing = new LinkedHashSet<>();
     private volatile int openConnections;
     private boolean shutDown;
+    /** Health of the primary engines used on this loop (consecutive failures, when to skip them). */
+    private final IdentityHashMap<AsyncEngine, EngineHealth> health = new IdentityHashMap<>(2);
+
+    // Operation counters: written on the loop only (single writer), read from any thread.
+    volatile long fallbackOperations;
+    volatile long primaryFailures;
+    volatile long primarySkips;
+    volatile long operationTimeouts;
+    volatile long operationsCancelled;
+
+    /**
+     * Whether a primary engine is healthy on this loop: consecutive failures, and until when it is skipped. Loop
+     * thread only.
+     */
+    static final class EngineHealth {
+        private int consecutiveFailures;
+        private long skipUntilNanos;
+        private boolean skipping;
+
+        /** True when the next operation should go straight to the fallback. */
+        boolean skipPrimary(OffloadConfig config, long now) {
+            int threshold = config.unhealthyAfterFailures();
+            if (threshold == 0 || consecutiveFailures < threshold || !skipping) {
+                return false;
+            }
+            if (now - skipUntilNanos < 0) {
+                return true;
+            }
+            // Cooldown over: this operation probes the primary; the others keep skipping it meanwhile.
+            skipUntilNanos = now + config.unhealthyCooldown().toNanos();
+            return false;
+        }
+
+        void onFailure(OffloadConfig config, long now) {
+            if (consecutiveFailures < Integer.MAX_VALUE) {
+                consecutiveFailures++;
+            }
+            int threshold = config.unhealthyAfterFailures();
+            if (threshold > 0 && consecutiveFailures >= threshold) {
+                skipping = true;
+                skipUntilNanos = now + config.unhealthyCooldown().toNanos();
+            }
+        }
+
+        void onSuccess() {
+            consecutiveFailures = 0;
+            skipping = false;
+        }
+    }
 
     private LoopState(IoEventLoop loop) {
         this.loop = loop;
@@ -63,6 +114,11 @@ final class LoopState {
     /** The pool for {@code maxJobs} on this loop. Loop thread. */
     AsyncJobPool pool(int maxJobs) {
         return pools.computeIfAbsent(maxJobs, n -> new AsyncJobPool(n, loop));
+    }
+
+    /** The health record of {@code engine} on this loop. Loop thread. */
+    EngineHealth health(AsyncEngine engine) {
+        return health.computeIfAbsent(engine, e -> new EngineHealth());
     }
 
     int jobsInFlight() {

@@ -1,11 +1,27 @@
 package io.asyncctx.netty;
 
+import io.asyncctx.engine.AsyncEngine;
+
 import java.time.Duration;
 import java.util.Objects;
 
 /**
  * Immutable settings of the offload: how a paused job is notified, how many jobs a loop runs at once, how long an
- * operation may take and how an engine's EAGAIN is retried.
+ * operation may take, how an engine's EAGAIN is retried, and which engine takes over when the primary one fails.
+ *
+ * <p><b>Fallback.</b> With a {@linkplain Builder#fallbackEngine fallback engine}, an operation that the primary engine
+ * ends in ERR (it failed the job, or set status ERR) or that kept answering EAGAIN past {@link #eagainMaxRetries()}
+ * is run again, as a new job of the same connection, on the fallback engine (its own session on the same ctx; its wait
+ * fds go through the same loop registry and are closed with the ctx). The operation's deadline is not restarted: one
+ * {@link #operationTimeout()} covers the primary attempt and the fallback, and a deadline that passes ends the
+ * operation without fallback (the peer has waited long enough; a hung primary should be cut by a shorter timeout or
+ * marked unhealthy). A fallback that fails too ends the operation; the primary's failure is attached as suppressed.
+ *
+ * <p><b>Unhealthy primary.</b> With {@link #unhealthyAfterFailures()} {@code = n > 0}, after {@code n} consecutive
+ * primary failures on one event loop (ERR, EAGAIN exhausted, or a deadline), new operations on that loop skip the
+ * primary and go straight to the fallback for {@link #unhealthyCooldown()}; then one operation probes the primary
+ * again (the others keep using the fallback for one more cooldown): a success makes it healthy, a failure starts a new
+ * cooldown. Counted per loop by {@link AsyncOffloadLoops}.
  *
  * <p><b>Threading.</b> Immutable once built; safe on any thread. The {@link Builder} is not thread-safe.
  */
@@ -29,6 +45,9 @@ public final class OffloadConfig {
     private final Duration eagainInitialBackoff;
     private final Duration eagainMaxBackoff;
     private final int eagainMaxRetries;
+    private final AsyncEngine fallbackEngine;
+    private final int unhealthyAfterFailures;
+    private final Duration unhealthyCooldown;
 
     private OffloadConfig(Builder b) {
         this.notify = b.notify;
@@ -37,6 +56,9 @@ public final class OffloadConfig {
         this.eagainInitialBackoff = b.eagainInitialBackoff;
         this.eagainMaxBackoff = b.eagainMaxBackoff;
         this.eagainMaxRetries = b.eagainMaxRetries;
+        this.fallbackEngine = b.fallbackEngine;
+        this.unhealthyAfterFailures = b.unhealthyAfterFailures;
+        this.unhealthyCooldown = b.unhealthyCooldown;
     }
 
     /** A new builder with the defaults. */
@@ -44,7 +66,10 @@ public final class OffloadConfig {
         return new Builder();
     }
 
-    /** The defaults: AUTO, 1024 jobs per loop, 10 s timeout, EAGAIN backoff 1 ms doubling to 64 ms, 8 retries. */
+    /**
+     * The defaults: AUTO, 1024 jobs per loop, 10 s timeout, EAGAIN backoff 1 ms doubling to 64 ms, 8 retries, no
+     * fallback engine.
+     */
     public static OffloadConfig defaults() {
         return DEFAULTS;
     }
@@ -81,18 +106,38 @@ public final class OffloadConfig {
         return eagainMaxRetries;
     }
 
+    /** The engine that runs an operation the primary engine failed, or null when there is none. */
+    public AsyncEngine fallbackEngine() {
+        return fallbackEngine;
+    }
+
+    /** Consecutive primary failures on a loop after which the primary is skipped for a while; 0 never skips it. */
+    public int unhealthyAfterFailures() {
+        return unhealthyAfterFailures;
+    }
+
+    /** How long an unhealthy primary is skipped before one operation probes it again. */
+    public Duration unhealthyCooldown() {
+        return unhealthyCooldown;
+    }
+
     /** A builder that starts from these settings. */
     public Builder toBuilder() {
-        return new Builder().notify(notify).maxJobsPerLoop(maxJobsPerLoop).operationTimeout(operationTimeout)
+        Builder b = new Builder().notify(notify).maxJobsPerLoop(maxJobsPerLoop).operationTimeout(operationTimeout)
                 .eagainInitialBackoff(eagainInitialBackoff).eagainMaxBackoff(eagainMaxBackoff)
-                .eagainMaxRetries(eagainMaxRetries);
+                .eagainMaxRetries(eagainMaxRetries).unhealthyAfterFailures(unhealthyAfterFailures)
+                .unhealthyCooldown(unhealthyCooldown);
+        b.fallbackEngine = fallbackEngine;
+        return b;
     }
 
     @Override
     public String toString() {
         return "OffloadConfig[notify=" + notify + ", maxJobsPerLoop=" + maxJobsPerLoop + ", operationTimeout="
                 + operationTimeout + ", eagainBackoff=" + eagainInitialBackoff + ".." + eagainMaxBackoff
-                + ", eagainMaxRetries=" + eagainMaxRetries + ']';
+                + ", eagainMaxRetries=" + eagainMaxRetries
+                + (fallbackEngine == null ? "" : ", fallback=" + fallbackEngine.name() + ", unhealthyAfterFailures="
+                + unhealthyAfterFailures + ", unhealthyCooldown=" + unhealthyCooldown) + ']';
     }
 
     /** Builds an {@link OffloadConfig}. Not thread-safe. */
@@ -103,6 +148,9 @@ public final class OffloadConfig {
         private Duration eagainInitialBackoff = Duration.ofMillis(1);
         private Duration eagainMaxBackoff = Duration.ofMillis(64);
         private int eagainMaxRetries = 8;
+        private AsyncEngine fallbackEngine;
+        private int unhealthyAfterFailures;
+        private Duration unhealthyCooldown = Duration.ofSeconds(1);
 
         private Builder() {
         }
@@ -156,15 +204,50 @@ public final class OffloadConfig {
         }
 
         /**
+         * The engine that runs an operation again when the primary engine ends it in ERR or keeps answering EAGAIN
+         * (see the class javadoc). It must hold the same key as the primary: the handshake's certificate is the
+         * primary's. Not closed by the offload; the caller closes it after the servers have stopped.
+         */
+        public Builder fallbackEngine(AsyncEngine fallbackEngine) {
+            this.fallbackEngine = Objects.requireNonNull(fallbackEngine, "fallbackEngine");
+            return this;
+        }
+
+        /**
+         * After this many consecutive primary failures on one event loop, skip the primary (go straight to the
+         * fallback) for {@link #unhealthyCooldown}; 0 (the default) never skips it. Needs a fallback engine.
+         */
+        public Builder unhealthyAfterFailures(int failures) {
+            if (failures < 0) {
+                throw new IllegalArgumentException("unhealthyAfterFailures: " + failures
+                        + " (expected 0 to never skip the primary, or a positive count)");
+            }
+            this.unhealthyAfterFailures = failures;
+            return this;
+        }
+
+        /** How long an unhealthy primary is skipped, positive; default 1 s. */
+        public Builder unhealthyCooldown(Duration cooldown) {
+            this.unhealthyCooldown = positive(cooldown, "unhealthyCooldown");
+            return this;
+        }
+
+        /**
          * Builds the settings.
          *
-         * @throws IllegalArgumentException when eagainMaxBackoff is shorter than eagainInitialBackoff
+         * @throws IllegalArgumentException when eagainMaxBackoff is shorter than eagainInitialBackoff, or
+         *     unhealthyAfterFailures is set without a fallback engine
          */
         public OffloadConfig build() {
             if (eagainMaxBackoff.compareTo(eagainInitialBackoff) < 0) {
                 throw new IllegalArgumentException("eagainMaxBackoff " + eagainMaxBackoff
                         + " is shorter than eagainInitialBackoff " + eagainInitialBackoff
                         + "; raise eagainMaxBackoff or lower eagainInitialBackoff");
+            }
+            if (unhealthyAfterFailures > 0 && fallbackEngine == null) {
+                throw new IllegalArgumentException("unhealthyAfterFailures " + unhealthyAfterFailures
+                        + " needs a fallbackEngine to send operations to while the primary is skipped; set "
+                        + "fallbackEngine(...) or leave unhealthyAfterFailures at 0");
             }
             return new OffloadConfig(this);
         }

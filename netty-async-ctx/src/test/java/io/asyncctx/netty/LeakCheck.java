@@ -1,0 +1,168 @@
+package io.asyncctx.netty;
+
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.ByteBufAllocator;
+import io.netty.buffer.PooledByteBufAllocator;
+import io.netty.buffer.UnpooledByteBufAllocator;
+import io.netty.handler.ssl.OpenSsl;
+import io.netty.handler.ssl.SslContext;
+import io.netty.handler.ssl.SslContextBuilder;
+import io.netty.handler.ssl.SslProvider;
+import io.netty.util.ReferenceCountUtil;
+import io.netty.util.ResourceLeakDetector;
+import io.netty.util.ResourceLeakDetectorFactory;
+
+import java.lang.reflect.Field;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import javax.net.ssl.SSLEngine;
+import org.junit.jupiter.api.extension.AfterAllCallback;
+import org.junit.jupiter.api.extension.BeforeAllCallback;
+import org.junit.jupiter.api.extension.ExtensionContext;
+
+/**
+ * Makes Netty's leak detector fail tests: a {@link ResourceLeakDetectorFactory} whose detectors record every leak
+ * report (traced or untraced) besides logging it, and a JUnit 5 extension that, after each test class, collects
+ * garbage, provokes the detectors to look (allocating and releasing a buffer and a BoringSSL engine) and fails the
+ * class when anything was reported since the previous check.
+ *
+ * <p>Use {@code @ExtendWith(LeakCheck.class)} on a class, or suite-wide through
+ * {@code META-INF/services/org.junit.jupiter.api.extension.Extension} with
+ * {@code junit.jupiter.extensions.autodetection.enabled=true}. The factory must be in place before Netty creates its
+ * detectors (static initializers of ByteBuf and the SSL engine classes): the extension installs it when it is loaded,
+ * and checks that the buffer detector is one of its own; the system property
+ * {@code -Dio.netty.customResourceLeakDetector=io.asyncctx.netty.LeakCheck$RecordingDetector} installs it for the whole
+ * JVM regardless of order. A leak reported during a class may come from an earlier one (reports wait for the garbage
+ * collector): either way the suite fails.
+ *
+ * <p>Threading: detectors report on any thread (a concurrent queue); the extension runs on JUnit's thread.
+ */
+public final class LeakCheck implements BeforeAllCallback, AfterAllCallback {
+
+    private static final ConcurrentLinkedQueue<String> LEAKS = new ConcurrentLinkedQueue<>();
+
+    static {
+        install();
+    }
+
+    /** A detector that records its reports. Public with both constructors for the system-property route. */
+    public static final class RecordingDetector<T> extends ResourceLeakDetector<T> {
+
+        public RecordingDetector(Class<?> resourceType, int samplingInterval) {
+            super(resourceType, samplingInterval);
+        }
+
+        @SuppressWarnings("deprecation")
+        public RecordingDetector(Class<?> resourceType, int samplingInterval, long maxActive) {
+            super(resourceType, samplingInterval);
+        }
+
+        @Override
+        protected boolean needReport() {
+            return true;
+        }
+
+        @Override
+        protected void reportTracedLeak(String resourceType, String records) {
+            LEAKS.add("LEAK " + resourceType + records);
+            super.reportTracedLeak(resourceType, records);
+        }
+
+        @Override
+        protected void reportUntracedLeak(String resourceType) {
+            LEAKS.add("LEAK " + resourceType + " (untraced)");
+            super.reportUntracedLeak(resourceType);
+        }
+    }
+
+    private static final class Factory extends ResourceLeakDetectorFactory {
+        @Override
+        @SuppressWarnings("deprecation")
+        public <T> ResourceLeakDetector<T> newResourceLeakDetector(Class<T> resource, int samplingInterval,
+                                                                   long maxActive) {
+            return new RecordingDetector<>(resource, samplingInterval);
+        }
+
+        @Override
+        public <T> ResourceLeakDetector<T> newResourceLeakDetector(Class<T> resource, int samplingInterval) {
+            return new RecordingDetector<>(resource, samplingInterval);
+        }
+    }
+
+    /** Installs the recording factory (idempotent). */
+    static synchronized void install() {
+        if (!(ResourceLeakDetectorFactory.instance() instanceof Factory)) {
+            ResourceLeakDetectorFactory.setResourceLeakDetectorFactory(new Factory());
+        }
+    }
+
+    @Override
+    public void beforeAll(ExtensionContext context) {
+        assertInstalled();
+    }
+
+    @Override
+    public void afterAll(ExtensionContext context) throws Exception {
+        assertNoLeaks(context.getDisplayName());
+    }
+
+    /** Fails when Netty's buffer leak detector was created before this factory was installed (it would see nothing). */
+    static void assertInstalled() {
+        try {
+            Class<?> c = Class.forName("io.netty.buffer.AbstractByteBuf");
+            Field f = c.getDeclaredField("leakDetector");
+            f.setAccessible(true);
+            Object detector = f.get(null);
+            if (!(detector instanceof RecordingDetector)) {
+                throw new AssertionError("Netty's ByteBuf leak detector is " + detector + ", not LeakCheck's: it was "
+                        + "created before LeakCheck was installed; run with -Dio.netty.customResourceLeakDetector="
+                        + RecordingDetector.class.getName() + " or enable JUnit extension autodetection");
+            }
+        } catch (ReflectiveOperationException | RuntimeException e) {
+            // A Netty without that field: cannot check, the reports are still recorded.
+        }
+    }
+
+    /**
+     * Collects garbage, makes the detectors poll their queues, and fails with every leak reported since the last call.
+     */
+    static void assertNoLeaks(String where) throws InterruptedException {
+        for (int round = 0; round < 3; round++) {
+            System.gc();
+            Thread.sleep(30);
+            provoke();
+        }
+        List<String> found = new ArrayList<>();
+        for (String s; (s = LEAKS.poll()) != null;) {
+            found.add(s);
+        }
+        if (!found.isEmpty()) {
+            throw new AssertionError(found.size() + " Netty leak report(s) by the end of " + where + ":\n"
+                    + String.join("\n\n", found));
+        }
+    }
+
+    /** Each detector looks at its queue of collected, unreleased objects when it tracks a new one. */
+    private static void provoke() {
+        for (ByteBufAllocator alloc : List.of(PooledByteBufAllocator.DEFAULT, UnpooledByteBufAllocator.DEFAULT)) {
+            ByteBuf direct = alloc.directBuffer(8);
+            direct.release();
+            ByteBuf heap = alloc.heapBuffer(8);
+            heap.release();
+        }
+        if (OpenSsl.isAvailable()) {
+            try {
+                SslContext ctx = SslContextBuilder.forClient().sslProvider(SslProvider.OPENSSL).build();
+                try {
+                    SSLEngine engine = ctx.newEngine(UnpooledByteBufAllocator.DEFAULT);
+                    ReferenceCountUtil.release(engine);
+                } finally {
+                    ReferenceCountUtil.release(ctx);
+                }
+            } catch (javax.net.ssl.SSLException e) {
+                throw new AssertionError("cannot build a client SslContext to provoke the SSL leak detectors", e);
+            }
+        }
+    }
+}
