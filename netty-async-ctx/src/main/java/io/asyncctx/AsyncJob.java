@@ -80,6 +80,8 @@ public final class AsyncJob<T> {
     private volatile Object outcome;
     private int runs;
     private Object attachment;
+    private long startedNanos;
+    private volatile long completedNanos;
 
     /**
      * Creates a job that will run {@code operation} for {@code ctx} in a slot of {@code pool}. Nothing runs until
@@ -116,6 +118,7 @@ public final class AsyncJob<T> {
             return AsyncStartResult.NO_JOBS;
         }
         ctx.currentJob = this;
+        startedNanos = System.nanoTime();
         state = RUNNING;
         return runOperation();
     }
@@ -247,6 +250,16 @@ public final class AsyncJob<T> {
         return runs;
     }
 
+    /** {@link System#nanoTime()} when the job started (took its slot); 0 before. Owner thread. */
+    public long startedNanos() {
+        return startedNanos;
+    }
+
+    /** {@link System#nanoTime()} when the completion (result or failure) arrived; 0 before. Any thread. */
+    public long completedNanos() {
+        return completedNanos;
+    }
+
     /** Attaches an object for the owner's bookkeeping (for example the connection's state). Owner thread. */
     public void attach(Object attachment) {
         this.attachment = attachment;
@@ -301,6 +314,7 @@ public final class AsyncJob<T> {
         if (!OUTCOME.compareAndSet(this, null, value)) {
             return false;
         }
+        completedNanos = System.nanoTime(); // before the state CAS below publishes it
         for (;;) {
             int s = state;
             if (s != RUNNING && s != PAUSED) {

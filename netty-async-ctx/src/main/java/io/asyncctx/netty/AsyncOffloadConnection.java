@@ -53,6 +53,8 @@ public final class AsyncOffloadConnection implements AutoCloseable {
             AtomicIntegerFieldUpdater.newUpdater(AsyncOffloadConnection.class, "callbackScheduled");
 
     /** The ctx callback: hands the resume to the loop and returns (deduplicated while a resume is queued). */
+    private static final java.util.concurrent.atomic.AtomicLong IDS = new java.util.concurrent.atomic.AtomicLong();
+
     private static final AsyncCallback CALLBACK = arg -> ((AsyncOffloadConnection) arg).onCallback();
 
     private final IoEventLoop loop;
@@ -67,6 +69,11 @@ public final class AsyncOffloadConnection implements AutoCloseable {
     private EngineSession fallbackSession;
     private final AsyncJobPool pool;
     private final Runnable callbackTask = this::onCallbackTask;
+    private final long id = IDS.incrementAndGet();
+    private final OffloadMetrics.Recorder recorder;
+    private OffloadMetrics.Recorder fallbackRecorder;
+    /** When the operation in flight first paused ({@link System#nanoTime()}), or 0. */
+    private long pausedAtNanos;
 
     // The operation in flight (all null when idle).
     private KeyOperation op;
@@ -106,6 +113,7 @@ public final class AsyncOffloadConnection implements AutoCloseable {
         this.notify = notify;
         this.fallback = config.fallbackEngine();
         this.pool = loopState.pool(config.maxJobsPerLoop());
+        this.recorder = loopState.recorder(config.metrics(), engine);
         AsyncWaitCtx c = new AsyncWaitCtx();
         boolean success = false;
         try {
@@ -155,6 +163,7 @@ public final class AsyncOffloadConnection implements AutoCloseable {
         if (state.isShutDown()) {
             throw new IllegalStateException("open: event loop " + loop + " is shutting down");
         }
+        OffloadJfrEvents.register();
         AsyncOffloadConnection c = new AsyncOffloadConnection(loop, state, engine, config, notify);
         state.add(c);
         return c;
@@ -203,6 +212,7 @@ public final class AsyncOffloadConnection implements AutoCloseable {
         jobSession = s;
         onFallback = viaFallback;
         eagainRetries = 0;
+        pausedAtNanos = 0;
         job = new AsyncJob<>(pool, ctx, j -> s.submit(j, operation));
         startJob();
     }
@@ -226,6 +236,10 @@ public final class AsyncOffloadConnection implements AutoCloseable {
             fallbackSession = fs;
         }
         loopState.fallbackOperations++;
+        recorder.fallback();
+        if (fallbackRecorder == null) {
+            fallbackRecorder = loopState.recorder(config.metrics(), fallback);
+        }
         runOn(fs, true);
     }
 
@@ -251,6 +265,10 @@ public final class AsyncOffloadConnection implements AutoCloseable {
 
     private AsyncEngine currentEngine() {
         return onFallback ? fallback : engine;
+    }
+
+    private OffloadMetrics.Recorder currentRecorder() {
+        return onFallback && fallbackRecorder != null ? fallbackRecorder : recorder;
     }
 
     /**
@@ -354,6 +372,11 @@ public final class AsyncOffloadConnection implements AutoCloseable {
             abandonAndFail(e);
             return;
         }
+        if (r == AsyncStartResult.NO_JOBS) {
+            currentRecorder().noJobsWait();
+        } else {
+            currentRecorder().jobStarted();
+        }
         onResult(r);
     }
 
@@ -365,8 +388,14 @@ public final class AsyncOffloadConnection implements AutoCloseable {
             syncWaitFds(false);
         }
         switch (r) {
-            case FINISH -> succeed(j.result());
-            case ERR -> onEngineFailure(engineFailure(j.failure()));
+            case FINISH -> {
+                currentRecorder().jobFinished(j.completedNanos() - j.startedNanos());
+                succeed(j.result());
+            }
+            case ERR -> {
+                currentRecorder().jobFailed(OffloadMetrics.FailureCause.ERR);
+                onEngineFailure(engineFailure(j.failure()));
+            }
             case NO_JOBS -> queueForSlot(j);
             case PAUSE -> onPause(j);
             default -> throw new AssertionError(r);
@@ -381,6 +410,17 @@ public final class AsyncOffloadConnection implements AutoCloseable {
         if (status == AsyncStatus.EAGAIN) {
             scheduleRetry(j);
             return;
+        }
+        if (pausedAtNanos == 0) {
+            pausedAtNanos = System.nanoTime();
+            currentRecorder().jobPaused();
+            OffloadJfrEvents.JobPause event = new OffloadJfrEvents.JobPause();
+            if (event.isEnabled()) {
+                event.connectionId = id;
+                event.engine = currentEngine().name();
+                event.operation = String.valueOf(op);
+                event.commit();
+            }
         }
         if (status != AsyncStatus.OK && (fdCount == 0 || !registry.supportsFds())) {
             if (j.isCompletionPending()) {
@@ -466,6 +506,7 @@ public final class AsyncOffloadConnection implements AutoCloseable {
     private void scheduleRetry(AsyncJob<byte[]> j) {
         if (eagainRetries >= config.eagainMaxRetries()) {
             abandonJob();
+            currentRecorder().jobFailed(OffloadMetrics.FailureCause.EAGAIN_EXHAUSTED);
             onEngineFailure(new AsyncEngineException("engine '" + currentEngine().name() + "' answered EAGAIN "
                     + "(cannot take the operation now) " + (eagainRetries + 1) + " times; gave up after "
                     + eagainRetries + " retries (raise eagainMaxRetries or the engine's capacity)"));
@@ -477,6 +518,7 @@ public final class AsyncOffloadConnection implements AutoCloseable {
             delay = Math.min(delay * 2, max);
         }
         eagainRetries++;
+        currentRecorder().eagainRetry();
         retryFuture = loop.schedule(() -> onRetry(j), delay, TimeUnit.NANOSECONDS);
     }
 
@@ -498,6 +540,7 @@ public final class AsyncOffloadConnection implements AutoCloseable {
         }
         timeoutFuture = null;
         loopState.operationTimeouts++;
+        currentRecorder().jobFailed(OffloadMetrics.FailureCause.DEADLINE);
         if (!onFallback) {
             loopState.health(engine).onFailure(config, System.nanoTime());
         }
@@ -520,10 +563,28 @@ public final class AsyncOffloadConnection implements AutoCloseable {
         AsyncJob<byte[]> j = job;
         if (closed || j == null || !j.isCompletionPending()) {
             spuriousWakeups++;
+            recorder.spuriousWakeup();
             return;
         }
         resumes++;
+        recordResume();
         onResult(j.resume());
+    }
+
+    private void recordResume() {
+        if (pausedAtNanos == 0) {
+            return;
+        }
+        long paused = System.nanoTime() - pausedAtNanos;
+        currentRecorder().jobResumed(paused);
+        OffloadJfrEvents.JobResume event = new OffloadJfrEvents.JobResume();
+        if (event.isEnabled()) {
+            event.connectionId = id;
+            event.engine = currentEngine().name();
+            event.pausedNanos = paused;
+            event.outcome = job != null && job.isCompletionPending() ? "completed" : "retry";
+            event.commit();
+        }
     }
 
     /** A wait fd of this connection can no longer be polled: fail the operation in flight. Loop thread. */
@@ -586,6 +647,7 @@ public final class AsyncOffloadConnection implements AutoCloseable {
 
     private void failInFlight(Throwable cause) {
         if (promise != null) {
+            currentRecorder().jobFailed(OffloadMetrics.FailureCause.CANCELLED);
             abandonAndFail(cause);
         }
     }
@@ -623,6 +685,7 @@ public final class AsyncOffloadConnection implements AutoCloseable {
         promise = null;
         op = null;
         job = null;
+        pausedAtNanos = 0;
         slotWaiter = null;
         eagainRetries = 0;
         jobSession = null;

@@ -110,6 +110,7 @@ public final class AsyncOffloadHandler extends ChannelDuplexHandler {
 
     /** Performs a cheap operation on the event loop (under the context's inline policy). */
     Future<byte[]> performInline(KeySigner signer, KeyOperation operation) {
+        LoopState.of((IoEventLoop) loop).recorder(context.config().metrics(), context.engine()).inlineOperation();
         try {
             return loop.newSucceededFuture(signer.perform(operation));
         } catch (GeneralSecurityException | RuntimeException e) {

@@ -289,14 +289,21 @@ public final class AsyncSslContextBuilder {
     }
 
     private void checkKeyMatchesCertificate() {
+        checkEngineKey(engine, "engine");
+        if (config.fallbackEngine() != null) {
+            checkEngineKey(config.fallbackEngine(), "fallback engine");
+        }
+    }
+
+    private void checkEngineKey(AsyncEngine engine, String role) {
         PublicKey engineKey = engine.publicKey();
         if (engineKey == null) {
-            throw new IllegalStateException("engine '" + engine.name() + "' does not expose its public key, so it "
+            throw new IllegalStateException(role + " '" + engine.name() + "' does not expose its public key, so it "
                     + "cannot be checked against the certificate; implement AsyncEngine.publicKey()");
         }
         PublicKey certKey = chain[0].getPublicKey();
         if (!Arrays.equals(engineKey.getEncoded(), certKey.getEncoded())) {
-            throw new IllegalStateException("the key of engine '" + engine.name() + "' does not match the "
+            throw new IllegalStateException("the key of " + role + " '" + engine.name() + "' does not match the "
                     + "certificate " + chain[0].getSubjectX500Principal().getName() + " (certificate key: "
                     + certKey.getAlgorithm() + ", engine key: " + engineKey.getAlgorithm() + "); give the engine "
                     + "the private key of that certificate, or the certificate of that key");

@@ -37,6 +37,8 @@ final class LoopState {
     private boolean shutDown;
     /** Health of the primary engines used on this loop (consecutive failures, when to skip them). */
     private final IdentityHashMap<AsyncEngine, EngineHealth> health = new IdentityHashMap<>(2);
+    private final IdentityHashMap<OffloadMetrics, IdentityHashMap<AsyncEngine, OffloadMetrics.Recorder>> recorders =
+            new IdentityHashMap<>(2);
 
     // Operation counters: written on the loop only (single writer), read from any thread.
     volatile long fallbackOperations;
@@ -114,6 +116,15 @@ final class LoopState {
     /** The pool for {@code maxJobs} on this loop. Loop thread. */
     AsyncJobPool pool(int maxJobs) {
         return pools.computeIfAbsent(maxJobs, n -> new AsyncJobPool(n, loop));
+    }
+
+    /** The metrics recorder of {@code engine} for {@code metrics} on this loop, made once. Loop thread. */
+    OffloadMetrics.Recorder recorder(OffloadMetrics metrics, AsyncEngine engine) {
+        if (metrics == OffloadMetrics.none()) {
+            return NoopRecorder.INSTANCE;
+        }
+        return recorders.computeIfAbsent(metrics, m -> new IdentityHashMap<>(2))
+                .computeIfAbsent(engine, e -> metrics.recorder(e, loop));
     }
 
     /** The health record of {@code engine} on this loop. Loop thread. */

@@ -48,6 +48,7 @@ public final class OffloadConfig {
     private final AsyncEngine fallbackEngine;
     private final int unhealthyAfterFailures;
     private final Duration unhealthyCooldown;
+    private final OffloadMetrics metrics;
 
     private OffloadConfig(Builder b) {
         this.notify = b.notify;
@@ -59,6 +60,12 @@ public final class OffloadConfig {
         this.fallbackEngine = b.fallbackEngine;
         this.unhealthyAfterFailures = b.unhealthyAfterFailures;
         this.unhealthyCooldown = b.unhealthyCooldown;
+        this.metrics = b.metrics;
+    }
+
+    /** Where the offload path reports what it does; {@link OffloadMetrics#none()} by default. */
+    public OffloadMetrics metrics() {
+        return metrics;
     }
 
     /** A new builder with the defaults. */
@@ -128,6 +135,7 @@ public final class OffloadConfig {
                 .eagainMaxRetries(eagainMaxRetries).unhealthyAfterFailures(unhealthyAfterFailures)
                 .unhealthyCooldown(unhealthyCooldown);
         b.fallbackEngine = fallbackEngine;
+        b.metrics = metrics;
         return b;
     }
 
@@ -149,6 +157,7 @@ public final class OffloadConfig {
         private Duration eagainMaxBackoff = Duration.ofMillis(64);
         private int eagainMaxRetries = 8;
         private AsyncEngine fallbackEngine;
+        private OffloadMetrics metrics = OffloadMetrics.none();
         private int unhealthyAfterFailures;
         private Duration unhealthyCooldown = Duration.ofSeconds(1);
 
@@ -200,6 +209,15 @@ public final class OffloadConfig {
                         + " (expected 0 or more; 0 fails at the first EAGAIN)");
             }
             this.eagainMaxRetries = eagainMaxRetries;
+            return this;
+        }
+
+        /**
+         * Where the offload path reports what it does (default {@link OffloadMetrics#none()}); for Micrometer,
+         * {@code new MicrometerOffloadMetrics(registry)}.
+         */
+        public Builder metrics(OffloadMetrics metrics) {
+            this.metrics = Objects.requireNonNull(metrics, "metrics");
             return this;
         }
 

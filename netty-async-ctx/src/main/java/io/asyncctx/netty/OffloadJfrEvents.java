@@ -17,7 +17,18 @@ import jdk.jfr.Timespan;
  */
 final class OffloadJfrEvents {
 
+    static {
+        // Registered up front, so that a recording started before the first pause already knows the event types.
+        jdk.jfr.FlightRecorder.register(JobPause.class);
+        jdk.jfr.FlightRecorder.register(JobResume.class);
+    }
+
     private OffloadJfrEvents() {
+    }
+
+    /** Loads this class (and so registers the events). */
+    static void register() {
+        // the static initializer does the work
     }
 
     /** A job paused waiting for its engine. */

@@ -68,6 +68,15 @@ class TlsBuilderTest {
     }
 
     @Test
+    void shouldRefuseFallbackEngineWhoseKeyDoesNotMatchCertificate() {
+        IllegalStateException e = assertThrows(IllegalStateException.class,
+                () -> AsyncSslContextBuilder.forServer(rsaEngine, rsa.getCertificate())
+                        .offloadConfig(OffloadConfig.builder().fallbackEngine(ecEngine).build()).build());
+        assertTrue(e.getMessage().contains("fallback engine"), e.getMessage());
+        assertTrue(e.getMessage().contains("does not match the certificate"), e.getMessage());
+    }
+
+    @Test
     void shouldRefuseUseTasksFalseSystemProperty() {
         System.setProperty(AsyncSslContextBuilder.USE_TASKS_PROPERTY, "false");
         try {
