@@ -14,7 +14,8 @@ import java.util.concurrent.ConcurrentHashMap;
  * the benchmark method cannot measure it.
  *
  * <p>Threading: each recorder has one writer thread (an event loop); {@link #takeIntervals()} may run on any thread
- * at the same time. Register recorders in a trial set-up and {@link #clear()} them in the trial tear-down.
+ * at the same time. {@link #clear()} and register the recorders in the trial set-up, never in the tear-down: JMH
+ * asks the profiler about the last iteration after the trial tear-down has run.
  */
 final class Latencies {
 

@@ -70,6 +70,11 @@ public class ResumeLatencyBenchmark extends AbstractBenchmark {
     @Param({"10s"})
     public String timeout;
 
+    /** Microseconds the benchmark thread waits after the loop has armed the next operation, before it completes it
+     *  (outside the measured method): 0 signals a loop that may still be running; 50 a loop asleep in its poll. */
+    @Param({"0", "50"})
+    public int gapMicros;
+
     private EventLoopGroup group;
     private IoEventLoop loop;
     private ManualEngine engine;
@@ -118,7 +123,6 @@ public class ResumeLatencyBenchmark extends AbstractBenchmark {
         if (engine != null) {
             engine.close();
         }
-        Latencies.clear();
     }
 
     /** Waits, outside the measured method, until the loop has armed the next operation. */
@@ -133,6 +137,12 @@ public class ResumeLatencyBenchmark extends AbstractBenchmark {
         }
         ready = null;
         current = r;
+        if (gapMicros > 0) {
+            long until = System.nanoTime() + gapMicros * 1000L;
+            while (System.nanoTime() < until) {
+                Thread.onSpinWait();
+            }
+        }
         expected = completions + 1;
     }
 

@@ -51,6 +51,11 @@ public class SharedFdBatchBenchmark extends AbstractBenchmark {
     @Param({"10s"})
     public String timeout;
 
+    /** Microseconds the benchmark thread waits after the loop has armed the next operation, before it completes it
+     *  (outside the measured method): 0 signals a loop that may still be running; 50 a loop asleep in its poll. */
+    @Param({"0", "50"})
+    public int gapMicros;
+
     private EventLoopGroup group;
     private IoEventLoop loop;
     private ManualEngine engine;
@@ -103,7 +108,6 @@ public class SharedFdBatchBenchmark extends AbstractBenchmark {
         if (engine.sharedFdCount() != 0) {
             throw new IllegalStateException("shared eventfds left open: " + engine.sharedFdCount());
         }
-        Latencies.clear();
     }
 
     /** Waits, outside the measured method, until the loop has armed the next batch. */
@@ -118,6 +122,12 @@ public class SharedFdBatchBenchmark extends AbstractBenchmark {
         }
         batchReady = null;
         current = r;
+        if (gapMicros > 0) {
+            long until = System.nanoTime() + gapMicros * 1000L;
+            while (System.nanoTime() < until) {
+                Thread.onSpinWait();
+            }
+        }
         expected = batches + 1;
     }
 
