@@ -31,6 +31,7 @@ import java.security.SecureRandom;
 import java.security.Signature;
 import java.security.spec.ECGenParameterSpec;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.LockSupport;
 import javax.crypto.Cipher;
 
 /**
@@ -43,8 +44,8 @@ import javax.crypto.Cipher;
  *   <li>{@link #reused}: one initialised JCA object reused for every call, as the software engine's workers do
  *       (they keep a thread-confined signer); same provider and key as {@link #perform}.</li>
  *   <li>{@link #engineRoundTrip}: the whole offload through a {@link SoftwareEngine} with one worker: a job submits the
- *       operation on the benchmark thread (its owner), the worker signs and calls the ctx's callback, the benchmark
- *       thread spins for it and resumes the job. Minus {@link #reused}, this is the hand-off cost (queue, worker
+ *       operation on the benchmark thread (its owner), the worker signs and calls the ctx's callback, which unparks
+ *       the benchmark thread (parked, as an idle event loop sleeps in its poll), and that thread resumes the job. Minus {@link #reused}, this is the hand-off cost (queue, worker
  *       wake-up, callback).</li>
  * </ul>
  *
@@ -114,6 +115,7 @@ public class SignatureBenchmark extends AbstractBenchmark {
     private EngineSession session;
     private AsyncJobPool pool;
     private volatile boolean signalled;
+    private volatile Thread owner;
 
     @Setup(Level.Trial)
     public void setUp() throws GeneralSecurityException {
@@ -158,6 +160,7 @@ public class SignatureBenchmark extends AbstractBenchmark {
         ctx = new AsyncWaitCtx();
         AsyncCallback callback = arg -> {
             signalled = true;
+            LockSupport.unpark(owner);
             return 1;
         };
         ctx.setCallback(callback, null);
@@ -189,13 +192,14 @@ public class SignatureBenchmark extends AbstractBenchmark {
     @Benchmark
     public byte[] engineRoundTrip() {
         signalled = false;
+        owner = Thread.currentThread();
         AsyncJob<byte[]> job = new AsyncJob<>(pool, ctx, j -> session.submit(j, operation));
         AsyncStartResult r = job.start();
         if (r == AsyncStartResult.PAUSE) {
             long start = System.nanoTime();
             while (!signalled) {
                 checkStall(start, "the engine's callback", engine);
-                Thread.onSpinWait();
+                LockSupport.parkNanos(this, STALL_NANOS);
             }
             r = job.resume();
         }
