@@ -4,6 +4,9 @@ import io.asyncctx.engine.AsyncEngine;
 import io.asyncctx.netty.AsyncSslContext;
 import io.asyncctx.netty.AsyncSslContextBuilder;
 import io.asyncctx.netty.InlinePolicy;
+import io.asyncctx.netty.MicrometerOffloadMetrics;
+import io.micrometer.prometheusmetrics.PrometheusConfig;
+import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.asyncctx.netty.KeylessKeyManager;
 import io.asyncctx.netty.OffloadConfig;
 import io.netty.bootstrap.ServerBootstrap;
@@ -102,6 +105,7 @@ public final class ExampleServer implements AutoCloseable {
     private final EventLoopGroup group;
     private final Channel channel;
     private final AsyncSslContext asyncContext;
+    private final PrometheusMeterRegistry registry;
 
     /**
      * Starts the server.
@@ -130,10 +134,12 @@ public final class ExampleServer implements AutoCloseable {
         }
         Function<SocketChannel, ChannelHandler> tls;
         AsyncSslContext async = null;
+        registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
         switch (mode) {
             case OFFLOAD -> {
                 async = AsyncSslContextBuilder.forServer(engine, chain)
-                        .offloadConfig(OffloadConfig.builder().notify(notify).build())
+                        .offloadConfig(OffloadConfig.builder().notify(notify)
+                                .metrics(new MicrometerOffloadMetrics(registry)).build())
                         .inlinePolicy(inline)
                         .protocols("TLSv1.3", "TLSv1.2")
                         .build();
@@ -164,7 +170,7 @@ public final class ExampleServer implements AutoCloseable {
         try {
             channel = new ServerBootstrap().group(group).channel(transport.serverChannel())
                     .option(ChannelOption.SO_BACKLOG, 4096)
-                    .childHandler(new TlsServerInitializer(tls))
+                    .childHandler(new TlsServerInitializer(tls, registry::scrape))
                     .bind(host, port).sync().channel();
             success = true;
         } finally {
@@ -177,6 +183,11 @@ public final class ExampleServer implements AutoCloseable {
     /** The bound port. */
     public int port() {
         return ((InetSocketAddress) channel.localAddress()).getPort();
+    }
+
+    /** The metrics in Prometheus text format, as served at {@code GET /metrics}. */
+    public String scrapeMetrics() {
+        return registry.scrape();
     }
 
     /** The offload context, or null in inline and blocking modes. */

@@ -7,6 +7,7 @@ import io.netty.handler.codec.http.HttpObjectAggregator;
 import io.netty.handler.codec.http.HttpServerCodec;
 
 import java.util.function.Function;
+import java.util.function.Supplier;
 
 /**
  * Sets up each accepted channel: TLS (offloaded, inline or blocking, as the server's mode says), then HTTP/1.1.
@@ -16,14 +17,16 @@ import java.util.function.Function;
 final class TlsServerInitializer extends ChannelInitializer<SocketChannel> {
 
     private final Function<SocketChannel, ChannelHandler> tls;
+    private final Supplier<String> metrics;
 
-    TlsServerInitializer(Function<SocketChannel, ChannelHandler> tls) {
+    TlsServerInitializer(Function<SocketChannel, ChannelHandler> tls, Supplier<String> metrics) {
         this.tls = tls;
+        this.metrics = metrics;
     }
 
     @Override
     protected void initChannel(SocketChannel ch) {
         ch.pipeline().addLast(tls.apply(ch));
-        ch.pipeline().addLast(new HttpServerCodec(), new HttpObjectAggregator(16 * 1024), new HttpInfoHandler());
+        ch.pipeline().addLast(new HttpServerCodec(), new HttpObjectAggregator(16 * 1024), new HttpInfoHandler(metrics));
     }
 }
