@@ -108,6 +108,12 @@ public final class AsyncOffloadHandler extends ChannelDuplexHandler {
         return result;
     }
 
+    /** A failed future of the channel's event loop. */
+    Future<byte[]> failed(Throwable cause) {
+        operationFailure = cause;
+        return loop.newFailedFuture(cause);
+    }
+
     /** Performs a cheap operation on the event loop (under the context's inline policy). */
     Future<byte[]> performInline(KeySigner signer, KeyOperation operation) {
         LoopState.of((IoEventLoop) loop).recorder(context.config().metrics(), context.engine()).inlineOperation();

@@ -78,7 +78,7 @@ final class AsyncPrivateKeyMethodAdapter implements OpenSslAsyncPrivateKeyMethod
         try {
             scheme = SignatureScheme.ofCodePoint(signatureAlgorithm);
         } catch (IllegalArgumentException e) {
-            return ImmediateEventExecutor.INSTANCE.newFailedFuture(new SSLHandshakeException(e.getMessage()));
+            return handler.failed(new SSLHandshakeException(e.getMessage()));
         }
         KeyOperation op = KeyOperation.sign(scheme, input);
         if (inline.isInline(scheme)) {

@@ -5,7 +5,10 @@ import io.asyncctx.engine.KeyOperation;
 import io.asyncctx.engine.PendingOperation;
 import io.asyncctx.engine.SignatureScheme;
 import io.asyncctx.netty.AsyncOffloadConnection;
+import io.asyncctx.netty.MicrometerOffloadMetrics;
 import io.asyncctx.netty.OffloadConfig;
+import io.asyncctx.netty.OffloadMetrics;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import io.netty.channel.EventLoopGroup;
 import io.netty.channel.IoEventLoop;
 import io.netty.util.concurrent.Future;
@@ -75,6 +78,10 @@ public class ResumeLatencyBenchmark extends AbstractBenchmark {
     @Param({"0", "50"})
     public int gapMicros;
 
+    /** Where the offload path records: nowhere (the default), or a Micrometer registry (counters, timers, gauges). */
+    @Param({"NONE", "MICROMETER"})
+    public String metrics;
+
     private EventLoopGroup group;
     private IoEventLoop loop;
     private ManualEngine engine;
@@ -102,6 +109,8 @@ public class ResumeLatencyBenchmark extends AbstractBenchmark {
             OffloadConfig config = OffloadConfig.builder()
                     .notify(path == Path.FD ? OffloadConfig.Notify.FD : OffloadConfig.Notify.CALLBACK)
                     .operationTimeout(Duration.parse("PT" + timeout.toUpperCase()))
+                    .metrics("MICROMETER".equals(metrics)
+                            ? new MicrometerOffloadMetrics(new SimpleMeterRegistry()) : OffloadMetrics.none())
                     .build();
             loop.submit(() -> {
                 connection = AsyncOffloadConnection.open(loop, engine, config);
