@@ -10,7 +10,7 @@ import picocli.CommandLine.Command;
  */
 @Command(name = "netty-async-ctx-examples", mixinStandardHelpOptions = true,
         description = "TLS handshakes offloaded from Netty's event loops: an example server and a demo.",
-        subcommands = {ServerCommand.class})
+        subcommands = {ServerCommand.class, DemoCommand.class})
 public final class Main implements Runnable {
 
     /** Runs the command line; exits with the command's code. */

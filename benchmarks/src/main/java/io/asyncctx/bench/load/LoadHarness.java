@@ -1,0 +1,413 @@
+package io.asyncctx.bench.load;
+
+import io.asyncctx.engine.AsyncEngine;
+import io.asyncctx.examples.ExampleServer;
+import io.asyncctx.examples.LoadClient;
+import io.asyncctx.examples.Machine;
+import io.netty.pkitesting.CertificateBuilder;
+import io.netty.pkitesting.X509Bundle;
+
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStreamReader;
+import java.lang.management.ManagementFactory;
+import java.net.InetSocketAddress;
+import java.net.ServerSocket;
+import java.net.Socket;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.KeyPair;
+import java.security.PrivateKey;
+import java.security.cert.X509Certificate;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.Callable;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
+import java.util.function.LongSupplier;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import io.asyncctx.engine.PemKeys;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/**
+ * The TLS load harness: a handshake storm (full TLS 1.3 handshakes, no resumption) plus established keep-alive
+ * connections doing {@code GET /}, run against several servers one after the other in one invocation so that their
+ * ratios come from one run: the example server in each {@code --modes} mode (by default each in its own JVM, so that
+ * the server's CPU time per handshake is its own), any external HTTPS server ({@code --target}), a server command
+ * ({@code --spawn-server}) and nginx with the same certificate and one worker ({@code --nginx}). Writes one CSV row
+ * per server and a chart into {@code --out}.
+ *
+ * <p>Threading: runs on the main thread; the client and in-process servers run on their own event loops; every wait
+ * is bounded.
+ */
+@Command(name = "LoadHarness", mixinStandardHelpOptions = true, sortOptions = false,
+        description = "Handshake storm + established connections against servers side by side; CSV and chart.")
+public final class LoadHarness implements Callable<Integer> {
+
+    private static final Pattern LISTENING =
+            Pattern.compile("listening on https?://([^:/\\s]+):(\\d+)(?:.*?pid (\\d+))?");
+
+    @Option(names = "--modes", split = ",", description = "Example-server modes to run, in order: inline, blocking, "
+            + "offload-fd, offload-callback (default: ${DEFAULT-VALUE}; 'none' for none).")
+    List<String> modes = List.of("inline", "blocking", "offload-fd", "offload-callback");
+
+    @Option(names = "--in-process", description = "Run the example servers inside this JVM (CPU per handshake then "
+            + "includes the client's).")
+    boolean inProcess;
+
+    @Option(names = "--engine", description = "software | simulated (default: ${DEFAULT-VALUE}).")
+    String engine = "software";
+
+    @Option(names = "--latency-ms", description = "Simulated engine latency (default: ${DEFAULT-VALUE}).")
+    int latencyMillis = 5;
+
+    @Option(names = "--workers", description = "Software engine workers (default: cores).")
+    int workers = Runtime.getRuntime().availableProcessors();
+
+    @Option(names = "--threads", description = "Server event loops (default: ${DEFAULT-VALUE}).")
+    int threads = 1;
+
+    @Option(names = "--key-type", description = "rsa (RSA-2048) | ec (ECDSA P-256) for the generated certificate "
+            + "(default: ${DEFAULT-VALUE}).")
+    String keyType = "rsa";
+
+    @Option(names = "--cert", description = "PEM certificate chain to use instead of a generated one (with --key).")
+    Path cert;
+
+    @Option(names = "--key", description = "PEM private key of --cert.")
+    Path key;
+
+    @Option(names = "--target", description = "An external HTTPS server host:port to measure too.")
+    String target;
+
+    @Option(names = "--target-name", description = "Label of --target or --spawn-server (default: ${DEFAULT-VALUE}).")
+    String targetName = "external";
+
+    @Option(names = "--server-pid", description = "Pid of --target's process, for its CPU time (with descendants).")
+    Long serverPid;
+
+    @Option(names = "--spawn-server", description = "A server command to start, e.g. \"java -jar "
+            + "examples/target/netty-async-ctx-examples.jar server --port 0 --mode offload\"; it must print "
+            + "'listening on https://HOST:PORT'. Stopped with SIGTERM.")
+    String spawnServer;
+
+    @Option(names = "--nginx", description = "Path of an nginx binary: also measure nginx with the same certificate, "
+            + "1 worker, TLS 1.3.")
+    Path nginx;
+
+    @Option(names = "--duration", description = "Measured seconds per server (default: ${DEFAULT-VALUE}).")
+    double durationSeconds = 10;
+
+    @Option(names = "--warmup", description = "Unmeasured seconds per server first (default: ${DEFAULT-VALUE}).")
+    double warmupSeconds = 5;
+
+    @Option(names = "--concurrency", description = "Clients handshaking at once (default: ${DEFAULT-VALUE}).")
+    int concurrency = 64;
+
+    @Option(names = "--established", description = "Established keep-alive connections (default: ${DEFAULT-VALUE}).")
+    int established = 4;
+
+    @Option(names = "--request-interval-ms", description = "Pace of each established connection (default: "
+            + "${DEFAULT-VALUE}).")
+    int requestIntervalMillis = 10;
+
+    @Option(names = "--client-threads", description = "Storm client event loops (default: ${DEFAULT-VALUE}).")
+    int clientThreads = 1;
+
+    @Option(names = "--out", description = "Directory for the CSV and the chart (default: ${DEFAULT-VALUE}).")
+    Path out = Path.of("results");
+
+    @Option(names = "--name", description = "File name stem of the CSV and PNG (default: ${DEFAULT-VALUE}).")
+    String name = "load";
+
+    /** Runs the harness; exits with its code. */
+    public static void main(String[] args) {
+        System.exit(new CommandLine(new LoadHarness()).execute(args));
+    }
+
+    /** A server under test, started. */
+    private interface Running extends AutoCloseable {
+        String host();
+
+        int port();
+
+        LongSupplier cpu();
+
+        String cpuScope();
+
+        @Override
+        void close() throws Exception;
+    }
+
+    private record Simple(String host, int port, LongSupplier cpu, String cpuScope, AutoCloseable stopper)
+            implements Running {
+        @Override
+        public void close() throws Exception {
+            stopper.close();
+        }
+    }
+
+    /** What to start, by label. */
+    private record Target(String label, String mode, Starter starter) {
+    }
+
+    @FunctionalInterface
+    private interface Starter {
+        Running start() throws Exception;
+    }
+
+    @Override
+    public Integer call() throws Exception {
+        System.setProperty("java.awt.headless", "true");
+        Files.createDirectories(out);
+        Path certPem;
+        Path keyPem;
+        if ((cert == null) != (key == null)) {
+            throw new CommandLine.ParameterException(new CommandLine(this), "give --cert and --key together");
+        }
+        if (cert != null) {
+            certPem = cert.toAbsolutePath();
+            keyPem = key.toAbsolutePath();
+        } else {
+            certPem = out.resolve(name + "-cert.pem").toAbsolutePath();
+            keyPem = out.resolve(name + "-key.pem").toAbsolutePath();
+            writeSelfSigned(keyType, certPem, keyPem);
+        }
+        X509Certificate[] chain = PemKeys.readCertificates(certPem).toArray(new X509Certificate[0]);
+        PrivateKey pk = PemKeys.readPrivateKey(keyPem);
+        String keyLabel = pk.getAlgorithm().equals("RSA") ? "RSA-2048" : "ECDSA P-256";
+        String engineLabel = engine.equals("simulated") ? "simulated " + latencyMillis + " ms" : "software";
+
+        List<Target> targets = new ArrayList<>();
+        for (String m : modes) {
+            if (m.equals("none")) {
+                continue;
+            }
+            if (!LoadServer.MODES.contains(m)) {
+                throw new CommandLine.ParameterException(new CommandLine(this), "--modes " + m + ": expected one of "
+                        + LoadServer.MODES);
+            }
+            targets.add(new Target(m, m, inProcess ? () -> inProcess(m, chain, pk) : () -> spawnMode(m, certPem,
+                    keyPem)));
+        }
+        if (spawnServer != null) {
+            targets.add(new Target(targetName, "spawned", () -> spawn(Arrays.asList(spawnServer.trim().split("\\s+")),
+                    true)));
+        }
+        if (target != null) {
+            targets.add(new Target(targetName, "external", this::external));
+        }
+        if (nginx != null) {
+            targets.add(new Target("nginx", "nginx", () -> startNginx(certPem, keyPem)));
+        }
+        if (targets.isEmpty()) {
+            throw new CommandLine.ParameterException(new CommandLine(this), "nothing to measure: give --modes, "
+                    + "--target, --spawn-server or --nginx");
+        }
+
+        System.out.println("machine: " + Machine.describe() + ", load average before: " + Machine.loadAverage());
+        System.out.printf(Locale.ROOT, "key %s, engine %s, %d server loop(s), concurrency %d, %d established "
+                        + "connections every %d ms, %.1f s measured after %.1f s warm-up, servers %s%n", keyLabel,
+                engineLabel, threads, concurrency, established, requestIntervalMillis, durationSeconds, warmupSeconds,
+                inProcess ? "in this JVM" : "in their own processes");
+        List<ResultsWriter.Row> rows = new ArrayList<>();
+        try (LoadClient client = new LoadClient(clientThreads)) {
+            for (Target t : targets) {
+                try (Running r = t.starter().start()) {
+                    LoadClient.Settings s = new LoadClient.Settings(r.host(), r.port(), concurrency, established,
+                            Duration.ofMillis(requestIntervalMillis), Duration.ofSeconds(10));
+                    LoadClient.Result res = client.run(s, seconds(warmupSeconds), seconds(durationSeconds), r.cpu());
+                    ResultsWriter.Row row = new ResultsWriter.Row(t.label(), t.mode(),
+                            t.mode().equals("nginx") || t.mode().equals("external") || t.mode().equals("spawned")
+                                    ? "-" : engineLabel, keyLabel, concurrency, established, threads, res,
+                            res.probeCpuSeconds()[0], r.cpuScope(), Machine.loadAverage());
+                    rows.add(row);
+                    System.out.println(row.describe());
+                    System.out.flush();
+                }
+            }
+        }
+        Path csv = out.resolve(name + ".csv");
+        Path png = out.resolve(name + ".png");
+        ResultsWriter.writeCsv(csv, rows);
+        ResultsWriter.writeChart(png, rows, keyLabel + ", engine " + engineLabel + ", " + concurrency
+                + " handshaking clients, " + threads + " server loop(s)");
+        System.out.println("wrote " + csv + " and " + png);
+        return 0;
+    }
+
+    private static Duration seconds(double s) {
+        return Duration.ofMillis(Math.round(s * 1000));
+    }
+
+    static void writeSelfSigned(String keyType, Path certPem, Path keyPem) throws Exception {
+        CertificateBuilder.Algorithm alg = switch (keyType) {
+            case "rsa" -> CertificateBuilder.Algorithm.rsa2048;
+            case "ec" -> CertificateBuilder.Algorithm.ecp256;
+            default -> throw new IllegalArgumentException("--key-type " + keyType + ": expected rsa or ec");
+        };
+        X509Bundle b = new CertificateBuilder().subject("CN=localhost").addSanDnsName("localhost")
+                .addSanIpAddress("127.0.0.1").setIsCertificateAuthority(true).algorithm(alg).buildSelfSigned();
+        Files.writeString(certPem, b.getCertificatePEM(), StandardCharsets.US_ASCII);
+        Files.writeString(keyPem, b.getPrivateKeyPEM(), StandardCharsets.US_ASCII);
+    }
+
+    private Running inProcess(String mode, X509Certificate[] chain, PrivateKey pk) throws Exception {
+        AsyncEngine e = LoadServer.newEngine(engine, latencyMillis, workers, new KeyPair(chain[0].getPublicKey(), pk));
+        ExampleServer server;
+        try {
+            server = LoadServer.start(mode, threads, 0, e, chain, pk);
+        } catch (Exception | Error ex) {
+            e.close();
+            throw ex;
+        }
+        com.sun.management.OperatingSystemMXBean os =
+                (com.sun.management.OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean();
+        return new Simple("127.0.0.1", server.port(), os::getProcessCpuTime, "whole JVM incl. client", () -> {
+            server.close();
+            e.close();
+        });
+    }
+
+    private Running spawnMode(String mode, Path certPem, Path keyPem) throws Exception {
+        String java = ProcessHandle.current().info().command().orElse("java");
+        List<String> cmd = new ArrayList<>(List.of(java, "-cp", System.getProperty("java.class.path"),
+                LoadServer.class.getName(), "--mode", mode, "--engine", engine, "--latency-ms",
+                Integer.toString(latencyMillis), "--workers", Integer.toString(workers), "--threads",
+                Integer.toString(threads), "--cert", certPem.toString(), "--key", keyPem.toString()));
+        return spawn(cmd, false);
+    }
+
+    /** Starts a server process and waits (up to 60 s) for its "listening on" line. */
+    private Running spawn(List<String> cmd, boolean sigterm) throws Exception {
+        Process p = new ProcessBuilder(cmd).redirectError(ProcessBuilder.Redirect.INHERIT).start();
+        BlockingQueue<String> lines = new LinkedBlockingQueue<>();
+        Thread reader = new Thread(() -> {
+            try (BufferedReader r = new BufferedReader(new InputStreamReader(p.getInputStream(),
+                    StandardCharsets.UTF_8))) {
+                String line;
+                while ((line = r.readLine()) != null) {
+                    lines.add(line);
+                }
+            } catch (IOException e) {
+                // the process ended
+            }
+        }, "load-server-stdout");
+        reader.setDaemon(true);
+        reader.start();
+        AutoCloseable stop = () -> {
+            if (sigterm) {
+                p.destroy();
+            } else {
+                p.getOutputStream().close();
+            }
+            if (!p.waitFor(15, TimeUnit.SECONDS)) {
+                p.destroyForcibly().waitFor(5, TimeUnit.SECONDS);
+            }
+        };
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+        try {
+            while (System.nanoTime() < deadline) {
+                String line = lines.poll(200, TimeUnit.MILLISECONDS);
+                if (line == null) {
+                    if (!p.isAlive() && lines.isEmpty()) {
+                        throw new IllegalStateException("server exited with " + p.exitValue() + " before listening: "
+                                + cmd);
+                    }
+                    continue;
+                }
+                Matcher m = LISTENING.matcher(line);
+                if (m.find()) {
+                    long pid = m.group(3) != null ? Long.parseLong(m.group(3)) : p.pid();
+                    return new Simple(m.group(1), Integer.parseInt(m.group(2)), () -> ProcessCpu.treeCpuNanos(pid),
+                            "server process", stop);
+                }
+            }
+            throw new IllegalStateException("server printed no 'listening on https://HOST:PORT' within 60 s: " + cmd);
+        } catch (Exception | Error e) {
+            stop.close();
+            throw e;
+        }
+    }
+
+    private Running external() {
+        int colon = target.lastIndexOf(':');
+        if (colon < 0) {
+            throw new CommandLine.ParameterException(new CommandLine(this), "--target " + target
+                    + ": expected host:port");
+        }
+        String host = target.substring(0, colon);
+        int port = Integer.parseInt(target.substring(colon + 1));
+        if (serverPid == null) {
+            return new Simple(host, port, () -> 0, "unknown (no --server-pid)", () -> { });
+        }
+        long pid = serverPid;
+        return new Simple(host, port, () -> ProcessCpu.treeCpuNanos(pid), "server process tree", () -> { });
+    }
+
+    /** Starts nginx (1 worker, TLS 1.3, the same certificate) on a free port; master and worker CPU count. */
+    private Running startNginx(Path certPem, Path keyPem) throws Exception {
+        int port;
+        try (ServerSocket s = new ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
+            port = s.getLocalPort();
+        }
+        Path prefix = Files.createDirectories(out.resolve("nginx").toAbsolutePath());
+        Path conf = prefix.resolve("nginx.conf");
+        Files.writeString(conf, String.join("\n",
+                "worker_processes 1;",
+                "daemon off;",
+                "master_process on;",
+                "pid " + prefix.resolve("nginx.pid") + ";",
+                "error_log " + prefix.resolve("error.log") + " warn;",
+                "events { worker_connections 8192; }",
+                "http {",
+                "  access_log off;",
+                "  client_body_temp_path " + prefix.resolve("body") + ";",
+                "  keepalive_requests 10000000;",
+                "  keepalive_timeout 300s;",
+                "  server {",
+                "    listen 127.0.0.1:" + port + " ssl backlog=4096;",
+                "    ssl_certificate " + certPem + ";",
+                "    ssl_certificate_key " + keyPem + ";",
+                "    ssl_protocols TLSv1.3;",
+                "    ssl_session_cache off;",
+                "    ssl_session_tickets off;",
+                "    location / { default_type text/plain; return 200 \"hello from nginx\\n\"; }",
+                "  }",
+                "}", ""));
+        Process p = new ProcessBuilder(nginx.toString(), "-p", prefix.toString(), "-e",
+                prefix.resolve("error.log").toString(), "-c", conf.toString())
+                .redirectErrorStream(true).redirectOutput(prefix.resolve("stdout.log").toFile()).start();
+        AutoCloseable stop = () -> {
+            p.destroy(); // SIGTERM: fast shutdown of master and worker
+            if (!p.waitFor(15, TimeUnit.SECONDS)) {
+                p.destroyForcibly().waitFor(5, TimeUnit.SECONDS);
+            }
+        };
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+        while (System.nanoTime() < deadline) {
+            if (!p.isAlive()) {
+                throw new IllegalStateException("nginx exited with " + p.exitValue() + "; see "
+                        + prefix.resolve("error.log"));
+            }
+            try (Socket s = new Socket()) {
+                s.connect(new InetSocketAddress("127.0.0.1", port), 500);
+                long pid = p.pid();
+                return new Simple("127.0.0.1", port, () -> ProcessCpu.treeCpuNanos(pid),
+                        "nginx master + worker", stop);
+            } catch (IOException notYet) {
+                TimeUnit.MILLISECONDS.sleep(100);
+            }
+        }
+        stop.close();
+        throw new IllegalStateException("nginx did not listen on port " + port + " within 20 s");
+    }
+}

@@ -1,0 +1,117 @@
+package io.asyncctx.bench.load;
+
+import io.asyncctx.engine.AsyncEngine;
+import io.asyncctx.engine.CryptoProviders;
+import io.asyncctx.engine.JcaKeySigner;
+import io.asyncctx.engine.PemKeys;
+import io.asyncctx.engine.SimulatedAcceleratorEngine;
+import io.asyncctx.engine.SoftwareEngine;
+import io.asyncctx.examples.ExampleServer;
+import io.asyncctx.netty.OffloadConfig;
+
+import java.io.InputStream;
+import java.nio.file.Path;
+import java.security.KeyPair;
+import java.security.PrivateKey;
+import java.security.cert.X509Certificate;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.Callable;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/**
+ * The server side of the harness as its own process: the example server in one mode with one engine, so that its CPU
+ * time can be read apart from the client's. Prints {@code listening on https://127.0.0.1:PORT pid PID} when ready and
+ * stops when its standard input ends (the harness closes it) or on SIGTERM.
+ *
+ * <p>Threading: {@link #call()} runs on the main thread and waits on standard input; the server runs on its event
+ * loops.
+ */
+@Command(name = "load-server", mixinStandardHelpOptions = true,
+        description = "The example server in one mode, for the load harness.")
+public final class LoadServer implements Callable<Integer> {
+
+    @Option(names = "--mode", required = true, description = "inline | blocking | offload-fd | offload-callback")
+    String mode;
+
+    @Option(names = "--engine", description = "software | simulated (default: ${DEFAULT-VALUE}).")
+    String engine = "software";
+
+    @Option(names = "--latency-ms", description = "Latency of the simulated engine (default: ${DEFAULT-VALUE}).")
+    int latencyMillis = 5;
+
+    @Option(names = "--workers", description = "Software engine workers (default: cores).")
+    int workers = Runtime.getRuntime().availableProcessors();
+
+    @Option(names = "--threads", description = "Event loops (default: ${DEFAULT-VALUE}).")
+    int threads = 1;
+
+    @Option(names = "--port", description = "Port, 0 for any (default: ${DEFAULT-VALUE}).")
+    int port;
+
+    @Option(names = "--cert", required = true, description = "PEM certificate chain.")
+    Path cert;
+
+    @Option(names = "--key", required = true, description = "PEM private key.")
+    Path key;
+
+    /** Runs the server process. */
+    public static void main(String[] args) {
+        System.exit(new CommandLine(new LoadServer()).execute(args));
+    }
+
+    @Override
+    public Integer call() throws Exception {
+        X509Certificate[] chain = PemKeys.readCertificates(cert).toArray(new X509Certificate[0]);
+        PrivateKey pk = PemKeys.readPrivateKey(key);
+        try (AsyncEngine e = newEngine(engine, latencyMillis, workers, new KeyPair(chain[0].getPublicKey(), pk));
+             ExampleServer server = start(mode, threads, port, e, chain, pk)) {
+            System.out.println("listening on https://127.0.0.1:" + server.port() + " pid "
+                    + ProcessHandle.current().pid()
+                    + " (mode " + mode + ", engine " + e.name() + ")");
+            System.out.flush();
+            InputStream in = System.in;
+            while (in.read() >= 0) {
+                // wait for the harness to close our standard input
+            }
+        }
+        return 0;
+    }
+
+    /** The modes the harness knows. */
+    static final List<String> MODES = List.of("inline", "blocking", "offload-fd", "offload-callback");
+
+    /** Starts the example server on 127.0.0.1 in one of {@link #MODES}. */
+    static ExampleServer start(String mode, int threads, int port, AsyncEngine engine, X509Certificate[] chain,
+                               PrivateKey key) throws Exception {
+        ExampleServer.Mode m;
+        OffloadConfig.Notify n = OffloadConfig.Notify.FD;
+        switch (mode) {
+            case "inline" -> m = ExampleServer.Mode.INLINE;
+            case "blocking" -> m = ExampleServer.Mode.BLOCKING;
+            case "offload-fd" -> m = ExampleServer.Mode.OFFLOAD;
+            case "offload-callback" -> {
+                m = ExampleServer.Mode.OFFLOAD;
+                n = OffloadConfig.Notify.CALLBACK;
+            }
+            default -> throw new IllegalArgumentException("mode " + mode + ": expected one of " + MODES);
+        }
+        return new ExampleServer("127.0.0.1", port, m, ExampleServer.Transport.EPOLL, threads, n, engine, chain, key);
+    }
+
+    /** A software engine, or a simulated accelerator that computes real signatures after a fixed latency. */
+    static AsyncEngine newEngine(String kind, int latencyMillis, int workers, KeyPair keys) {
+        return switch (kind) {
+            case "software" -> SoftwareEngine.builder().keyPair(keys).workers(workers)
+                    .provider(CryptoProviders.Choice.AUTO).build();
+            case "simulated" -> SimulatedAcceleratorEngine.builder().name("simulated")
+                    .latency(Duration.ofMillis(latencyMillis)).ringSize(16384)
+                    .signer(JcaKeySigner.withJdkFallback(keys.getPrivate(), keys.getPublic(),
+                            CryptoProviders.select(CryptoProviders.Choice.AUTO)))
+                    .build();
+            default -> throw new IllegalArgumentException("engine " + kind + ": expected software or simulated");
+        };
+    }
+}

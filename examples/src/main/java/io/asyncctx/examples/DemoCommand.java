@@ -1,0 +1,309 @@
+package io.asyncctx.examples;
+
+import io.asyncctx.engine.AsyncEngine;
+import io.asyncctx.engine.CryptoProviders;
+import io.asyncctx.engine.JcaKeySigner;
+import io.asyncctx.engine.SimulatedAcceleratorEngine;
+import io.asyncctx.engine.SoftwareEngine;
+import io.asyncctx.netty.OffloadConfig;
+
+import java.lang.management.ManagementFactory;
+import java.lang.management.ThreadMXBean;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/**
+ * {@code demo}: the main job in about a minute. Starts the example server in-process on loopback in each mode (inline,
+ * blocking, offload via wait fd, offload via callback) with each engine (software; a simulated accelerator with a
+ * fixed latency), runs a {@link LoadClient} storm against it, and prints a table and one sentence saying what offload
+ * bought on this machine.
+ *
+ * <p>Threading: {@link #call()} runs on the main thread; the servers and the client run on their own event loops,
+ * and every wait is bounded.
+ */
+@Command(name = "demo", mixinStandardHelpOptions = true,
+        description = "Handshake storm plus established keep-alive connections against the example server in each "
+                + "mode; prints handshakes/s, handshake latency and established connections' p99 round trip.")
+final class DemoCommand implements Callable<Integer> {
+
+    @Option(names = "--duration", description = "Measured time per scenario, e.g. 5s or 800ms (default: "
+            + "${DEFAULT-VALUE}).")
+    String duration = "5s";
+
+    @Option(names = "--warmup", description = "Unmeasured time per scenario before it (default: ${DEFAULT-VALUE}).")
+    String warmup = "1s";
+
+    @Option(names = "--concurrency", description = "Clients handshaking at once in the storm (default: "
+            + "${DEFAULT-VALUE}).")
+    int concurrency = 64;
+
+    @Option(names = "--established", description = "Established keep-alive connections doing GET / during the storm "
+            + "(default: ${DEFAULT-VALUE}).")
+    int established = 4;
+
+    @Option(names = "--request-interval", description = "Pace of each established connection's requests (default: "
+            + "${DEFAULT-VALUE}).")
+    String requestInterval = "10ms";
+
+    @Option(names = "--key-type", description = "rsa (RSA-2048) | ec (ECDSA P-256) (default: ${DEFAULT-VALUE}).")
+    String keyType = "rsa";
+
+    @Option(names = "--engine", description = "software | simulated | both (default: ${DEFAULT-VALUE}).")
+    String engine = "both";
+
+    @Option(names = "--latency-ms", description = "Service latency of the simulated accelerator (default: "
+            + "${DEFAULT-VALUE}).")
+    int latencyMillis = 5;
+
+    @Option(names = "--threads", description = "Server event loops (default: ${DEFAULT-VALUE}).")
+    int threads = 1;
+
+    @Option(names = "--client-threads", description = "Client event loops of the storm (default: ${DEFAULT-VALUE}).")
+    int clientThreads = 1;
+
+    @Option(names = "--workers", description = "Worker threads of the software engine (default: cores).")
+    int workers = Runtime.getRuntime().availableProcessors();
+
+    /** One row of the table. */
+    private record Scenario(String mode, ExampleServer.Mode serverMode, OffloadConfig.Notify notifyMode,
+                            String engine) {
+    }
+
+    /** A measured row. */
+    private record Row(Scenario scenario, LoadClient.Result result, double serverLoopCpu) {
+    }
+
+    @Override
+    public Integer call() throws Exception {
+        Duration dur = parseDuration(duration, "--duration");
+        Duration warm = parseDuration(warmup, "--warmup");
+        Duration interval = parseDuration(requestInterval, "--request-interval");
+        if (concurrency < 1 || established < 0 || threads < 1 || clientThreads < 1 || workers < 1
+                || latencyMillis < 0) {
+            throw new BadFlagException("--concurrency, --threads, --client-threads and --workers must be at least 1, "
+                    + "--established and --latency-ms at least 0");
+        }
+        boolean software = engine.equals("software") || engine.equals("both");
+        boolean simulated = engine.equals("simulated") || engine.equals("both");
+        if (!software && !simulated) {
+            throw new BadFlagException("--engine " + engine + ": expected software, simulated or both");
+        }
+        if (!keyType.equals("rsa") && !keyType.equals("ec")) {
+            throw new BadFlagException("--key-type " + keyType + ": expected rsa or ec");
+        }
+        KeyMaterial keys = KeyMaterial.selfSigned(keyType);
+        String simName = "simulated " + latencyMillis + " ms";
+        List<Scenario> scenarios = new ArrayList<>();
+        if (software) {
+            scenarios.add(new Scenario("inline", ExampleServer.Mode.INLINE, OffloadConfig.Notify.FD, "software"));
+            scenarios.add(new Scenario("blocking", ExampleServer.Mode.BLOCKING, OffloadConfig.Notify.FD, "software"));
+            scenarios.add(new Scenario("offload-fd", ExampleServer.Mode.OFFLOAD, OffloadConfig.Notify.FD, "software"));
+            scenarios.add(new Scenario("offload-callback", ExampleServer.Mode.OFFLOAD, OffloadConfig.Notify.CALLBACK,
+                    "software"));
+        }
+        if (simulated) {
+            scenarios.add(new Scenario("blocking", ExampleServer.Mode.BLOCKING, OffloadConfig.Notify.FD, simName));
+            scenarios.add(new Scenario("offload-fd", ExampleServer.Mode.OFFLOAD, OffloadConfig.Notify.FD, simName));
+            scenarios.add(new Scenario("offload-callback", ExampleServer.Mode.OFFLOAD, OffloadConfig.Notify.CALLBACK,
+                    simName));
+        }
+
+        System.out.println("netty-async-ctx demo: " + Machine.describe() + ", load average " + Machine.loadAverage());
+        System.out.printf(Locale.ROOT, "key %s, %d server loop(s), %d client storm loop(s) + 1 for the established "
+                        + "connections, %d clients handshaking at once (full TLS 1.3 handshakes, no resumption), "
+                        + "%d established connections doing GET / every %d ms; %s measured per scenario after %s "
+                        + "warm-up%n", keyType.equals("rsa") ? "RSA-2048" : "ECDSA P-256", threads, clientThreads,
+                concurrency, established, interval.toMillis(), fmt(dur), fmt(warm));
+        System.out.flush();
+
+        List<Row> rows = new ArrayList<>();
+        try (SoftwareEngine sw = SoftwareEngine.builder().keyPair(keys.keyPair()).workers(workers)
+                .provider(CryptoProviders.Choice.AUTO).build();
+             SimulatedAcceleratorEngine sim = SimulatedAcceleratorEngine.builder().name("simulated")
+                     .latency(Duration.ofMillis(latencyMillis)).ringSize(Math.max(1024, 4 * concurrency))
+                     .signer(JcaKeySigner.withJdkFallback(keys.privateKey(), keys.publicKey(),
+                             CryptoProviders.select(CryptoProviders.Choice.AUTO)))
+                     .build();
+             LoadClient client = new LoadClient(clientThreads)) {
+            // JIT warm-up of both sides before the first measured scenario, not reported.
+            runOne(client, new Scenario("inline", ExampleServer.Mode.INLINE, OffloadConfig.Notify.FD, "software"),
+                    sw, keys, Duration.ZERO, Duration.ofMillis(1500), interval);
+            int i = 0;
+            for (Scenario sc : scenarios) {
+                AsyncEngine e = sc.engine().equals("software") ? sw : sim;
+                Row row = runOne(client, sc, e, keys, warm, dur, interval);
+                rows.add(row);
+                LoadClient.Result r = row.result();
+                System.out.printf(Locale.ROOT, "[%d/%d] %-16s %-16s %7.0f handshakes/s, handshake p50 %s p99 %s, "
+                                + "established p99 %s%s%n", ++i, scenarios.size(), sc.mode(), sc.engine(),
+                        r.handshakesPerSecond(), ms(r.handshakeMicros().getValueAtPercentile(50)),
+                        ms(r.handshakeMicros().getValueAtPercentile(99)),
+                        ms(r.roundTripMicros().getValueAtPercentile(99)),
+                        r.handshakeFailures() + r.requestFailures() > 0
+                                ? " (" + r.handshakeFailures() + " handshake and " + r.requestFailures()
+                                + " request failures)" : "");
+                System.out.flush();
+            }
+        }
+        System.out.println();
+        printTable(rows, software, simName);
+        System.out.println();
+        System.out.println(summary(rows, simName));
+        return 0;
+    }
+
+    private Row runOne(LoadClient client, Scenario sc, AsyncEngine engine, KeyMaterial keys, Duration warm,
+                       Duration dur, Duration interval) throws Exception {
+        ExampleServer server = new ExampleServer("127.0.0.1", 0, sc.serverMode(), ExampleServer.Transport.EPOLL,
+                threads, sc.notifyMode(), engine, keys.chain(), keys.privateKey());
+        try {
+            LoadClient.Settings s = new LoadClient.Settings("127.0.0.1", server.port(), concurrency, established,
+                    interval, Duration.ofSeconds(10));
+            LoadClient.Result r = client.run(s, warm, dur, DemoCommand::serverLoopCpuNanos);
+            return new Row(sc, r, r.probeCpuSeconds()[0] / r.seconds());
+        } finally {
+            server.close();
+        }
+    }
+
+    /** CPU time of the server's event-loop threads (Netty's default names; the client's loops are named apart). */
+    private static long serverLoopCpuNanos() {
+        ThreadMXBean mx = ManagementFactory.getThreadMXBean();
+        long sum = 0;
+        for (Thread t : Thread.getAllStackTraces().keySet()) {
+            if (t.getName().startsWith("multiThreadIoEventLoopGroup")) {
+                long c = mx.getThreadCpuTime(t.getId());
+                if (c > 0) {
+                    sum += c;
+                }
+            }
+        }
+        return sum;
+    }
+
+    private void printTable(List<Row> rows, boolean software, String simName) {
+        String head = String.format(Locale.ROOT, "%-18s %-17s %12s %12s %12s %15s %12s %12s", "mode", "engine",
+                "handshakes/s", "hs p50", "hs p99", "estab. p99 RTT", "server loop", "client loop");
+        System.out.println(head);
+        System.out.println("-".repeat(head.length()));
+        for (Row row : rows) {
+            LoadClient.Result r = row.result();
+            System.out.printf(Locale.ROOT, "%-18s %-17s %12.0f %12s %12s %15s %11.0f%% %11.0f%%%n",
+                    label(row.scenario().mode()), row.scenario().engine(), r.handshakesPerSecond(),
+                    ms(r.handshakeMicros().getValueAtPercentile(50)), ms(r.handshakeMicros().getValueAtPercentile(99)),
+                    ms(r.roundTripMicros().getValueAtPercentile(99)), 100 * row.serverLoopCpu(),
+                    100 * r.clientCpuShare() / clientThreads);
+        }
+        if (rows.stream().anyMatch(r -> r.scenario().engine().equals(simName))) {
+            System.out.printf(Locale.ROOT, "%-18s %-17s %12s %12s %12s %15s%n", label("inline"), simName, "n/a",
+                    "n/a", "n/a", "n/a");
+            System.out.println("(inline has no accelerator variant: stock Netty signs with the key inside BoringSSL.)");
+        }
+        System.out.println("hs = full TLS 1.3 handshake, connect to done, as the client saw it; estab. p99 RTT = p99 "
+                + "round trip of GET / on the established connections during the storm (corrected for coordinated "
+                + "omission); server loop / client loop = CPU share of one core used by the server's and the storm "
+                + "client's event-loop threads (near 100% = that side bounds the rate).");
+    }
+
+    private static String label(String mode) {
+        return switch (mode) {
+            case "offload-fd" -> "offload (wait fd)";
+            case "offload-callback" -> "offload (callback)";
+            default -> mode;
+        };
+    }
+
+    /** The sentence at the end, computed from the rows. */
+    static String summaryOf(double simOffHs, double simBlkHs, double simOffP99, double simBlkP99, double swOffHs,
+                            double swInlHs, double swOffP99, double swInlP99, String simName) {
+        StringBuilder sb = new StringBuilder();
+        if (!Double.isNaN(simOffHs) && !Double.isNaN(simBlkHs)) {
+            sb.append(String.format(Locale.ROOT, "With a %s accelerator, offload completed %s the handshakes/s of "
+                            + "the blocking server (%.0f vs %.0f), with established connections' p99 round trip at %s "
+                            + "(blocking: %s)", simName.replace("simulated ", ""), ratio(simOffHs, simBlkHs),
+                    simOffHs, simBlkHs, ms(simOffP99), ms(simBlkP99)));
+        }
+        if (!Double.isNaN(swOffHs) && !Double.isNaN(swInlHs)) {
+            sb.append(sb.length() == 0 ? "With" : "; with");
+            sb.append(String.format(Locale.ROOT, " the software engine, offload ran at %s stock Netty's (inline) "
+                            + "handshakes/s (%.0f vs %.0f), with established connections' p99 at %s (inline: %s)",
+                    ratio(swOffHs, swInlHs), swOffHs, swInlHs, ms(swOffP99), ms(swInlP99)));
+        }
+        return sb.length() == 0 ? "Nothing to compare: run both offload and a baseline." : sb.append('.').toString();
+    }
+
+    private String summary(List<Row> rows, String simName) {
+        return summaryOf(hs(rows, "offload-fd", simName), hs(rows, "blocking", simName), p99(rows, "offload-fd",
+                simName), p99(rows, "blocking", simName), hs(rows, "offload-fd", "software"), hs(rows, "inline",
+                "software"), p99(rows, "offload-fd", "software"), p99(rows, "inline", "software"), simName);
+    }
+
+    private static Row find(List<Row> rows, String mode, String engine) {
+        return rows.stream().filter(r -> r.scenario().mode().equals(mode) && r.scenario().engine().equals(engine))
+                .findFirst().orElse(null);
+    }
+
+    private static double hs(List<Row> rows, String mode, String engine) {
+        Row r = find(rows, mode, engine);
+        return r == null ? Double.NaN : r.result().handshakesPerSecond();
+    }
+
+    private static double p99(List<Row> rows, String mode, String engine) {
+        Row r = find(rows, mode, engine);
+        return r == null ? Double.NaN : r.result().roundTripMicros().getValueAtPercentile(99);
+    }
+
+    private static String ratio(double a, double b) {
+        if (b <= 0) {
+            return "infinitely many times";
+        }
+        double x = a / b;
+        return x >= 10 ? String.format(Locale.ROOT, "%.0fx", x) : String.format(Locale.ROOT, "%.2fx", x);
+    }
+
+    /** Microseconds as milliseconds for people. */
+    static String ms(double micros) {
+        if (Double.isNaN(micros)) {
+            return "n/a";
+        }
+        double m = micros / 1000;
+        return m >= 100 ? String.format(Locale.ROOT, "%.0f ms", m)
+                : m >= 10 ? String.format(Locale.ROOT, "%.1f ms", m) : String.format(Locale.ROOT, "%.2f ms", m);
+    }
+
+    private static String fmt(Duration d) {
+        return d.toMillis() % 1000 == 0 ? d.toSeconds() + " s" : d.toMillis() + " ms";
+    }
+
+    /** Parses {@code 5s}, {@code 800ms}, {@code 2m} or a bare number of seconds. */
+    static Duration parseDuration(String text, String flag) {
+        String t = text.trim().toLowerCase(Locale.ROOT);
+        try {
+            if (t.endsWith("ms")) {
+                return positive(Duration.ofMillis(Long.parseLong(t.substring(0, t.length() - 2))), text, flag);
+            }
+            if (t.endsWith("s")) {
+                return positive(Duration.ofMillis(Math.round(Double.parseDouble(t.substring(0, t.length() - 1))
+                        * 1000)), text, flag);
+            }
+            if (t.endsWith("m")) {
+                return positive(Duration.ofSeconds(Long.parseLong(t.substring(0, t.length() - 1)) * 60), text, flag);
+            }
+            return positive(Duration.ofMillis(Math.round(Double.parseDouble(t) * 1000)), text, flag);
+        } catch (NumberFormatException e) {
+            throw new BadFlagException(flag + " " + text + ": expected a duration such as 5s, 800ms or 2m");
+        }
+    }
+
+    private static Duration positive(Duration d, String text, String flag) {
+        if (d.isNegative() || (d.isZero() && !flag.equals("--warmup"))) {
+            throw new BadFlagException(flag + " " + text + ": expected a positive duration");
+        }
+        return d;
+    }
+}
