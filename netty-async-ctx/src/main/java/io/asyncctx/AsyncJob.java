@@ -97,8 +97,9 @@ public final class AsyncJob<T> {
      * Starts the job ({@code ASYNC_start_job} for a new job). Owner thread.
      *
      * @return {@link AsyncStartResult#PAUSE} when the operation is in flight; {@link AsyncStartResult#FINISH} or
-     *     {@link AsyncStartResult#ERR} when it ended already (ERR also when the operation abandoned its own job); {@link AsyncStartResult#NO_JOBS} when the pool is full
-     *     (the job stays {@link State#NEW}: wait with {@link AsyncJobPool#awaitSlot} and call start again)
+     *     {@link AsyncStartResult#ERR} when it ended already (ERR also when the operation abandoned its own job);
+     *     {@link AsyncStartResult#NO_JOBS} when the pool is full (the job stays {@link State#NEW}: wait with
+     *     {@link AsyncJobPool#awaitSlot} and call start again)
      * @throws IllegalStateException when the job was started already or abandoned, the ctx is closed, or the ctx serves
      *     another job
      */

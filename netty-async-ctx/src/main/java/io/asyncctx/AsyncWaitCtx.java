@@ -8,8 +8,8 @@ import java.util.Objects;
  * {@code ASYNC_WAIT_CTX}, one function for one function.
  *
  * <p><b>Threading.</b> The wait-fd table ({@link #setWaitFd}, {@link #getFd}, {@link #getAllFds},
- * {@link #getChangedFds}, {@link #clearFd}, {@link #close()}) belongs to the thread that runs the ctx's jobs (its owner;
- * in the Netty integration the channel's event loop) and is not thread-safe. The callback and the status
+ * {@link #getChangedFds}, {@link #clearFd}, {@link #close()}) belongs to the thread that runs the ctx's jobs (its
+ * owner; in the Netty integration the channel's event loop) and is not thread-safe. The callback and the status
  * ({@link #setCallback}, {@link #getCallback}, {@link #getCallbackArg}, {@link #setStatus}, {@link #getStatus}) may be
  * set and read from any thread, such as an engine's completion thread; each is published safely (volatile). The
  * callback and its argument are published together as one {@link CallbackBinding}: read both at once with
@@ -270,8 +270,9 @@ public final class AsyncWaitCtx implements AutoCloseable {
 
     /**
      * Frees the ctx ({@code ASYNC_WAIT_CTX_free}): calls the cleanup routine of every fd not cleared, once each, in the
-     * order they were set, then forgets all fds and the callback and resets the status to {@link AsyncStatus#UNSUPPORTED}. Idempotent. Cleanup routines that throw
-     * do not stop the others; the first exception is rethrown at the end with the others suppressed.
+     * order they were set, then forgets all fds and the callback and resets the status to
+     * {@link AsyncStatus#UNSUPPORTED}. Idempotent. Cleanup routines that throw do not stop the others; the first
+     * exception is rethrown at the end with the others suppressed.
      */
     @Override
     public void close() {

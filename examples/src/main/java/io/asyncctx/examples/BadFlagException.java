@@ -1,18 +1,16 @@
 package io.asyncctx.examples;
 
-import picocli.CommandLine;
-
 /**
- * A flag or file given on the command line is wrong; the message says which and what is expected. Picocli prints it
- * and the process exits non-zero.
+ * A flag or file given on the command line is wrong; the message says which and what is expected. {@link Main}
+ * prints it with a pointer to the command's {@code --help} and exits with code 2.
  *
  * <p>Threading: an ordinary exception.
  */
-final class BadFlagException extends CommandLine.ParameterException {
+final class BadFlagException extends RuntimeException {
 
     private static final long serialVersionUID = 1L;
 
     BadFlagException(String message) {
-        super(new CommandLine(new ServerCommand()), message);
+        super(message);
     }
 }

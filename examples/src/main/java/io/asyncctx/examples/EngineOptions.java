@@ -209,7 +209,8 @@ final class EngineOptions {
         }
         if (pkcs11KeyLabel == null) {
             throw new BadFlagException("--engine pkcs11 needs --pkcs11-key-label LABEL: the label of the private key "
-                    + "on the token (list them with: pkcs11-tool --module " + pkcs11Library + " --login --list-objects)");
+                    + "on the token (list them with: pkcs11-tool --module " + pkcs11Library
+                    + " --login --list-objects)");
         }
         Pkcs11Engine.Builder b = Pkcs11Engine.builder().name("pkcs11").modulePath(pkcs11Library)
                 .keyLabel(pkcs11KeyLabel).fdMode(fdModeChoice());

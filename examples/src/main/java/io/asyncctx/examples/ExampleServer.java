@@ -92,8 +92,8 @@ public final class ExampleServer implements AutoCloseable {
 
         void checkAvailable() {
             if (this == EPOLL && !Epoll.isAvailable()) {
-                throw new IllegalArgumentException("--transport epoll: not available here (" + Epoll.unavailabilityCause()
-                        + "); use --transport nio");
+                throw new IllegalArgumentException("--transport epoll: not available here ("
+                        + Epoll.unavailabilityCause() + "); use --transport nio");
             }
             if (this == IO_URING && !IoUring.isAvailable()) {
                 throw new IllegalArgumentException("--transport io_uring: not available on this kernel ("
@@ -112,8 +112,8 @@ public final class ExampleServer implements AutoCloseable {
      *
      * @param key the private key in memory, needed by {@code inline} mode only (null otherwise)
      */
-    public ExampleServer(String host, int port, Mode mode, Transport transport, int threads, OffloadConfig.Notify notify,
-                         AsyncEngine engine, X509Certificate[] chain, PrivateKey key)
+    public ExampleServer(String host, int port, Mode mode, Transport transport, int threads,
+                         OffloadConfig.Notify notify, AsyncEngine engine, X509Certificate[] chain, PrivateKey key)
             throws SSLException, InterruptedException {
         this(host, port, mode, transport, threads, notify, engine, chain, key, InlinePolicy.never());
     }
@@ -123,8 +123,9 @@ public final class ExampleServer implements AutoCloseable {
      *
      * @param key the private key in memory, needed by {@code inline} mode only (null otherwise)
      */
-    public ExampleServer(String host, int port, Mode mode, Transport transport, int threads, OffloadConfig.Notify notify,
-                         AsyncEngine engine, X509Certificate[] chain, PrivateKey key, InlinePolicy inline)
+    public ExampleServer(String host, int port, Mode mode, Transport transport, int threads,
+                         OffloadConfig.Notify notify, AsyncEngine engine, X509Certificate[] chain, PrivateKey key,
+                         InlinePolicy inline)
             throws SSLException, InterruptedException {
         Objects.requireNonNull(mode, "mode");
         transport.checkAvailable();

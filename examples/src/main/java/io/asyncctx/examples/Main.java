@@ -15,7 +15,21 @@ public final class Main implements Runnable {
 
     /** Runs the command line; exits with the command's code. */
     public static void main(String[] args) {
-        System.exit(new CommandLine(new Main()).execute(args));
+        System.exit(commandLine().execute(args));
+    }
+
+    /** The command line with its error handling: a {@link BadFlagException} prints its message, exit code 2. */
+    static CommandLine commandLine() {
+        CommandLine cl = new CommandLine(new Main());
+        cl.setExecutionExceptionHandler((e, cmd, parseResult) -> {
+            if (e instanceof BadFlagException) {
+                cmd.getErr().println(e.getMessage());
+                cmd.getErr().println("Run '" + cmd.getCommandSpec().qualifiedName() + " --help' for the flags.");
+                return 2;
+            }
+            throw e;
+        });
+        return cl;
     }
 
     @Override

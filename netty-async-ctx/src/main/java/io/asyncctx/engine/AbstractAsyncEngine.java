@@ -72,7 +72,9 @@ public abstract class AbstractAsyncEngine implements AsyncEngine {
         return closed;
     }
 
-    /** The number of shared eventfds open now (one per event loop with live ctxs, in {@link FdMode#SHARED_PER_LOOP}). */
+    /**
+     * The number of shared eventfds open now (one per event loop with live ctxs, in {@link FdMode#SHARED_PER_LOOP}).
+     */
     public final int sharedFdCount() {
         synchronized (sharedFds) {
             return sharedFds.size();

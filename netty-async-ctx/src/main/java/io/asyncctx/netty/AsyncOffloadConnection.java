@@ -427,8 +427,9 @@ public final class AsyncOffloadConnection implements AutoCloseable {
                 resumeIfCompleted();
                 return;
             }
-            abandonAndFail(new AsyncEngineException("engine '" + currentEngine().name() + "' paused the operation with status "
-                    + status + " and " + (registry.supportsFds() ? "no wait fd" : "wait fds this loop cannot poll")
+            abandonAndFail(new AsyncEngineException("engine '" + currentEngine().name()
+                    + "' paused the operation with status " + status + " and "
+                    + (registry.supportsFds() ? "no wait fd" : "wait fds this loop cannot poll")
                     + ": nothing could resume it (use Notify.CALLBACK with an engine that calls the callback, or an "
                     + "epoll or io_uring loop)"));
         }

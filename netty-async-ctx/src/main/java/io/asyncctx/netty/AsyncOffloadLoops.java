@@ -48,7 +48,9 @@ public final class AsyncOffloadLoops {
         return s == null ? 0 : s.fallbackOperations;
     }
 
-    /** Operations that a primary engine ended in ERR or with EAGAIN exhausted on {@code loop} (timeouts not counted). */
+    /**
+     * Operations that a primary engine ended in ERR or with EAGAIN exhausted on {@code loop} (timeouts not counted).
+     */
     public static long primaryFailures(IoEventLoop loop) {
         LoopState s = LoopState.peek(Objects.requireNonNull(loop, "loop"));
         return s == null ? 0 : s.primaryFailures;

@@ -554,8 +554,8 @@ public final class Pkcs11Engine extends AbstractAsyncEngine {
                 String alg = chain[0].getPublicKey().getAlgorithm();
                 if (!"RSA".equals(alg) && !"EC".equals(alg)) {
                     throw new IllegalStateException("the key '" + keyLabel + "' is an " + alg + " key; the JDK's "
-                            + "SunPKCS11 provider cannot sign with " + alg + " keys (only RSA and EC): put an RSA or EC "
-                            + "P-256/P-384 key on the token, or use a software engine for " + alg);
+                            + "SunPKCS11 provider cannot sign with " + alg + " keys (only RSA and EC): put an RSA "
+                            + "or EC P-256/P-384 key on the token, or use a software engine for " + alg);
                 }
                 return chain;
             } catch (java.security.KeyStoreException e) {
