@@ -341,13 +341,23 @@ public final class AsyncSslContextBuilder {
     }
 
     static void checkBoringSsl() {
-        if (!OpenSsl.isAvailable()) {
+        boolean available = OpenSsl.isAvailable();
+        checkBoringSsl(available, available ? null : OpenSsl.unavailabilityCause(),
+                available && SslProvider.isOptionSupported(SslProvider.OPENSSL,
+                        OpenSslContextOption.ASYNC_PRIVATE_KEY_METHOD),
+                available ? OpenSsl.versionString() : null);
+    }
+
+    /** The refusals for a missing TLS library or one without async key methods, apart from how they are detected. */
+    static void checkBoringSsl(boolean available, Throwable unavailabilityCause, boolean asyncKeyMethods,
+                               String version) {
+        if (!available) {
             throw new IllegalStateException("BoringSSL is not available: add io.netty:netty-tcnative-boringssl-static "
-                    + "(classifier for your platform) to the class path; cause: " + OpenSsl.unavailabilityCause());
+                    + "(classifier for your platform) to the class path; cause: " + unavailabilityCause);
         }
-        if (!SslProvider.isOptionSupported(SslProvider.OPENSSL, OpenSslContextOption.ASYNC_PRIVATE_KEY_METHOD)) {
-            throw new IllegalStateException("the loaded native TLS library (" + OpenSsl.versionString() + ") has no "
-                    + "async private-key methods; use netty-tcnative-boringssl-static, not an OpenSSL-based tcnative");
+        if (!asyncKeyMethods) {
+            throw new IllegalStateException("the loaded native TLS library (" + version + ") has no async "
+                    + "private-key methods; use netty-tcnative-boringssl-static, not an OpenSSL-based tcnative");
         }
     }
 

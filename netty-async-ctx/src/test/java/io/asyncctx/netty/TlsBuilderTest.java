@@ -138,6 +138,20 @@ class TlsBuilderTest {
     }
 
     @Test
+    void shouldRefuseATlsLibraryWithoutAsyncKeyMethods() {
+        IllegalStateException missing = assertThrows(IllegalStateException.class,
+                () -> AsyncSslContextBuilder.checkBoringSsl(false, new UnsatisfiedLinkError("no tcnative"), false,
+                        null));
+        assertTrue(missing.getMessage().contains("add io.netty:netty-tcnative-boringssl-static"),
+                missing.getMessage());
+        assertTrue(missing.getMessage().contains("no tcnative"), missing.getMessage());
+        IllegalStateException openssl = assertThrows(IllegalStateException.class,
+                () -> AsyncSslContextBuilder.checkBoringSsl(true, null, false, "OpenSSL 3.0.13"));
+        assertTrue(openssl.getMessage().contains("OpenSSL 3.0.13"), openssl.getMessage());
+        assertTrue(openssl.getMessage().contains("no async private-key methods"), openssl.getMessage());
+    }
+
+    @Test
     void shouldAcceptBoringSslHere() {
         // The refusal for a TLS library without async key methods cannot be provoked with BoringSSL loaded; check
         // that the check passes here, so that a refusal in the field means what its message says.
