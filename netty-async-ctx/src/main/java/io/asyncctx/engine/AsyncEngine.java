@@ -15,6 +15,11 @@ import java.util.concurrent.Executor;
  * called on each connection's owner thread (its event loop) concurrently. {@link #close()} may be called from any
  * thread once, after the servers that use it have stopped.
  *
+ * <p><b>Wait fds.</b> The Netty integration polls a wait fd for readability and, when it turns readable, clears it
+ * with one 8-byte read before resuming the jobs waiting on it (the "engine should clear the wake signal" of the man
+ * page is done for you). So a wait fd must be an eventfd ({@link EventFd}; {@link AbstractAsyncEngine} sets one up),
+ * not a socket or pipe whose data the engine needs.
+ *
  * <p>Engines never import Netty's pipeline classes; they see the JDK and this library's core only.
  */
 public interface AsyncEngine extends AutoCloseable {

@@ -281,8 +281,8 @@ public final class SoftwareEngine extends AbstractAsyncEngine {
         byte[] result;
         try {
             result = local.perform(op.operation());
-        } catch (GeneralSecurityException | RuntimeException | LinkageError e) {
-            failOne(op, e); // LinkageError: a provider's native library broke; fail the job, keep the worker
+        } catch (GeneralSecurityException | RuntimeException | Error e) {
+            failOne(op, e); // an Error (a provider's native library broke): fail the job, keep the worker
             return;
         }
         completed.increment();

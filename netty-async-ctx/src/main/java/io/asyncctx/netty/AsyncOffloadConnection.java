@@ -191,12 +191,17 @@ public final class AsyncOffloadConnection implements AutoCloseable {
                     + "next one after its future completes"));
             return p;
         }
-        op = operation;
-        promise = p;
         long timeoutNanos = config.operationTimeout().toNanos();
         if (timeoutNanos > 0) {
-            timeoutFuture = loop.schedule(() -> onTimeout(p), timeoutNanos, TimeUnit.NANOSECONDS);
+            try {
+                timeoutFuture = loop.schedule(() -> onTimeout(p), timeoutNanos, TimeUnit.NANOSECONDS);
+            } catch (RejectedExecutionException e) {
+                p.setFailure(new ClosedChannelException()); // the loop is shutting down
+                return p;
+            }
         }
+        op = operation;
+        promise = p;
         if (fallback != null && loopState.health(engine).skipPrimary(config, System.nanoTime())) {
             loopState.primarySkips++;
             runOnFallback(null);
@@ -542,13 +547,16 @@ public final class AsyncOffloadConnection implements AutoCloseable {
         timeoutFuture = null;
         loopState.operationTimeouts++;
         currentRecorder().jobFailed(OffloadMetrics.FailureCause.DEADLINE);
-        if (!onFallback) {
-            loopState.health(engine).onFailure(config, System.nanoTime());
+        boolean engineHadIt = job != null && job.state() != AsyncJob.State.NEW;
+        if (!onFallback && engineHadIt) {
+            loopState.health(engine).onFailure(config, System.nanoTime()); // not the engine's fault while queued
         }
-        abandonAndFail(new AsyncOffloadTimeoutException("engine '" + currentEngine().name() + "' did not complete "
-                + op
-                + " within the operation timeout of " + config.operationTimeout().toMillis()
-                + " ms; the job was abandoned (raise operationTimeout or check the engine)"));
+        String what = engineHadIt ? "engine '" + currentEngine().name() + "' did not complete " + op
+                : op + " waited for a free job (maxJobsPerLoop " + config.maxJobsPerLoop() + ") and did not reach "
+                + "engine '" + currentEngine().name() + "'";
+        abandonAndFail(new AsyncOffloadTimeoutException(what + " within the operation timeout of "
+                + config.operationTimeout().toMillis() + " ms; the job was abandoned (raise operationTimeout or "
+                + "check the engine)"));
     }
 
     // ---- resume paths (loop thread) ----

@@ -97,10 +97,19 @@ public final class AsyncOffloadHandler extends ChannelDuplexHandler {
             return loop.newFailedFuture(new SSLHandshakeException("the channel closed before its private-key "
                     + "operation could start"));
         }
-        if (connection == null) {
-            connection = AsyncOffloadConnection.open((IoEventLoop) loop, context.engine(), context.config());
+        Future<byte[]> result;
+        try {
+            if (connection == null) {
+                connection = AsyncOffloadConnection.open((IoEventLoop) loop, context.engine(), context.config());
+            }
+            result = connection.submit(operation);
+        } catch (RuntimeException e) {
+            // Netty's key method only expects a future: turn a refusal into a failed handshake with our reason.
+            SSLHandshakeException failure = new SSLHandshakeException("cannot offload the private-key operation: "
+                    + e.getMessage());
+            failure.initCause(e);
+            return failed(failure);
         }
-        Future<byte[]> result = connection.submit(operation);
         if (!result.isDone()) {
             pauseReads();
         }

@@ -101,7 +101,8 @@ final class AsyncPrivateKeyMethodAdapter implements OpenSslAsyncPrivateKeyMethod
 
     private static Future<byte[]> unbound() {
         return ImmediateEventExecutor.INSTANCE.newFailedFuture(new SSLHandshakeException("this SSLEngine has no "
-                + "AsyncOffloadHandler: create the channel's handler with AsyncSslContext.newHandler(channel) "
-                + "instead of sslContext().newHandler(...)"));
+                + "AsyncOffloadHandler: either its channel's handler was removed or closed during the handshake, or "
+                + "the SslHandler was made with sslContext().newHandler(...) instead of "
+                + "AsyncSslContext.newHandler(channel)"));
     }
 }

@@ -25,6 +25,8 @@ abstract class WaitFdHandle implements io.netty.channel.IoHandle {
     final ArrayList<AsyncOffloadConnection> closeWaiters = new ArrayList<>(1);
     IoRegistration registration;
     boolean cancelled;
+    /** start() failed: the registry reports that to the caller and must not register the fd again. */
+    boolean startFailed;
 
     WaitFdHandle(WaitFdRegistry registry, WaitFdRegistry.Entry entry) {
         this.registry = registry;

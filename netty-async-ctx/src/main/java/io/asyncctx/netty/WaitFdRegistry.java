@@ -181,6 +181,7 @@ final class WaitFdRegistry {
             h.start(f.getNow());
         } catch (RuntimeException ex) {
             e.handle = null; // start failed: the handle cancels itself; unregistered() is ignored for a stale handle
+            h.startFailed = true; // and must not re-register (epoll's cancel() runs unregistered() right here)
             h.cancel();
             return ex;
         }
@@ -219,6 +220,9 @@ final class WaitFdRegistry {
     /** {@code h} has been removed from the loop. Loop thread. */
     void onUnregistered(WaitFdHandle h) {
         registered--;
+        if (h.startFailed) {
+            return; // register() returns the failure to acquire(), which fails that operation; never retried here
+        }
         if (!h.cancelled || loop.isShuttingDown()) {
             shuttingDown = true; // Netty removed it on its own: the loop is shutting down, register nothing more
         }

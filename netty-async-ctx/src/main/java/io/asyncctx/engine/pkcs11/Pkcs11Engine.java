@@ -154,7 +154,14 @@ public final class Pkcs11Engine extends AbstractAsyncEngine {
             operation.fail(new IllegalStateException("engine '" + name() + "' is closed"));
             return true;
         }
-        return queue.offer(operation);
+        if (!queue.offer(operation)) {
+            return false;
+        }
+        if (stopping && queue.remove(operation)) {
+            // Raced with close(): its drain may have run before this offer; fail the operation here instead.
+            operation.fail(new IllegalStateException("engine '" + name() + "' was closed before the operation ran"));
+        }
+        return true;
     }
 
     @Override
@@ -181,6 +188,10 @@ public final class Pkcs11Engine extends AbstractAsyncEngine {
                 completed.incrementAndGet();
                 op.complete(result);
             } catch (GeneralSecurityException | RuntimeException e) {
+                failed.incrementAndGet();
+                op.fail(e);
+            } catch (Error e) {
+                // Keep the worker (and the engine's capacity) alive; the operation fails with the error.
                 failed.incrementAndGet();
                 op.fail(e);
             }
