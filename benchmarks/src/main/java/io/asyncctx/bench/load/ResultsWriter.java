@@ -84,7 +84,8 @@ final class ResultsWriter {
         if (rows.stream().anyMatch(r -> r.result().requests() > 0)) {
             charts.add(bar("established p99 round trip", "ms", rows, r -> r.ms(false, 99)));
         }
-        int w = 420;
+        // Wide enough for labels like "offload-callback 895/s" when a run has many rows.
+        int w = Math.max(420, 70 * rows.size());
         int h = 340;
         BufferedImage img = new BufferedImage(w * charts.size(), h + 24, BufferedImage.TYPE_INT_RGB);
         Graphics2D g = img.createGraphics();
@@ -114,7 +115,7 @@ final class ResultsWriter {
                 false);
         chart.setBackgroundPaint(Color.WHITE);
         CategoryAxis axis = chart.getCategoryPlot().getDomainAxis();
-        axis.setMaximumCategoryLabelLines(2);
+        axis.setMaximumCategoryLabelLines(3);
         return chart;
     }
 }
