@@ -6,6 +6,7 @@ import io.netty.channel.ChannelFuture;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInitializer;
 import io.netty.channel.ChannelOption;
+import io.netty.channel.EventLoop;
 import io.netty.channel.EventLoopGroup;
 import io.netty.channel.MultiThreadIoEventLoopGroup;
 import io.netty.channel.SimpleChannelInboundHandler;
@@ -77,9 +78,19 @@ public final class LoadClient implements AutoCloseable {
      * @param established keep-alive connections doing {@code GET /} (0 for none)
      * @param requestInterval the pace of each established connection's requests
      * @param timeout the bound of one connect, one handshake and one request
+     * @param rate the storm's total handshakes per second, spread over the virtual clients (each waits for its next
+     *        start slot; a client that is late takes the next free slot, so there is no catching up in bursts); 0 for
+     *        none: each client starts its next handshake as soon as the last one ends
      */
     public record Settings(String host, int port, int concurrency, int established, Duration requestInterval,
-                           Duration timeout) {
+                           Duration timeout, double rate) {
+
+        /** Settings without a rate limit. */
+        public Settings(String host, int port, int concurrency, int established, Duration requestInterval,
+                        Duration timeout) {
+            this(host, port, concurrency, established, requestInterval, timeout, 0);
+        }
+
         public Settings {
             Objects.requireNonNull(host, "host");
             Objects.requireNonNull(requestInterval, "requestInterval");
@@ -93,6 +104,9 @@ public final class LoadClient implements AutoCloseable {
             }
             if (requestInterval.isNegative() || requestInterval.isZero() || timeout.isNegative() || timeout.isZero()) {
                 throw new IllegalArgumentException("requestInterval and timeout must be positive");
+            }
+            if (!(rate >= 0) || Double.isInfinite(rate)) {
+                throw new IllegalArgumentException("rate " + rate + ": expected handshakes/s, 0 for no limit");
             }
         }
     }
@@ -109,10 +123,12 @@ public final class LoadClient implements AutoCloseable {
      * @param roundTripMicros round trips of the established connections (corrected for coordinated omission), us
      * @param clientCpuSeconds CPU time of the client's event-loop threads in the window
      * @param probeCpuSeconds what each CPU probe given to {@link #run} counted in the window, seconds
+     * @param stormCpuSeconds CPU time of the storm's event-loop threads alone in the window (part of
+     *        {@code clientCpuSeconds})
      */
     public record Result(long handshakes, long handshakeFailures, double seconds, Histogram handshakeMicros,
                          long requests, long requestFailures, Histogram roundTripMicros, double clientCpuSeconds,
-                         double[] probeCpuSeconds) {
+                         double[] probeCpuSeconds, double stormCpuSeconds) {
 
         /** Completed handshakes per second. */
         public double handshakesPerSecond() {
@@ -123,7 +139,14 @@ public final class LoadClient implements AutoCloseable {
         public double clientCpuShare() {
             return clientCpuSeconds / seconds;
         }
+
+        /** The share of one core that the storm's loops used, 0..stormThreads. */
+        public double stormCpuShare() {
+            return stormCpuSeconds / seconds;
+        }
     }
+
+    private static final String STORM_THREADS = "load-client-storm";
 
     private final EventLoopGroup stormGroup;
     private final EventLoopGroup establishedGroup;
@@ -145,7 +168,7 @@ public final class LoadClient implements AutoCloseable {
                 .trustManager(InsecureTrustManagerFactory.INSTANCE).protocols("TLSv1.3").build();
         boolean epoll = Epoll.isAvailable();
         channelClass = epoll ? EpollSocketChannel.class : NioSocketChannel.class;
-        stormGroup = new MultiThreadIoEventLoopGroup(stormThreads, new RecordingThreadFactory("load-client-storm"),
+        stormGroup = new MultiThreadIoEventLoopGroup(stormThreads, new RecordingThreadFactory(STORM_THREADS),
                 epoll ? EpollIoHandler.newFactory() : NioIoHandler.newFactory());
         establishedGroup = new MultiThreadIoEventLoopGroup(1, new RecordingThreadFactory("load-client-rtt"),
                 epoll ? EpollIoHandler.newFactory() : NioIoHandler.newFactory());
@@ -187,6 +210,7 @@ public final class LoadClient implements AutoCloseable {
         AtomicLong requests = new AtomicLong();
         AtomicLong requestFailures = new AtomicLong();
         State state = new State();
+        Pacer pacer = s.rate() > 0 ? new Pacer(s.rate()) : null;
 
         List<Channel> conns = new ArrayList<>();
         long intervalMicros = Math.max(1, TimeUnit.NANOSECONDS.toMicros(s.requestInterval().toNanos()));
@@ -209,7 +233,8 @@ public final class LoadClient implements AutoCloseable {
             }
             CountDownLatch stormDone = new CountDownLatch(s.concurrency());
             for (int i = 0; i < s.concurrency(); i++) {
-                new StormClient(storm, s, state, handshakeRec, handshakes, handshakeFailures, stormDone).next();
+                new StormClient(storm, stormGroup.next(), pacer, s, state, handshakeRec, handshakes,
+                        handshakeFailures, stormDone).next();
             }
             TimeUnit.NANOSECONDS.sleep(warmup.toNanos());
             // Start of the measured window: reset what the warm-up recorded.
@@ -223,7 +248,8 @@ public final class LoadClient implements AutoCloseable {
             for (int i = 0; i < cpuProbes.length; i++) {
                 probe0[i] = cpuProbes[i].getAsLong();
             }
-            long cpu0 = clientCpuNanos();
+            long cpu0 = clientCpuNanos(false);
+            long storm0 = clientCpuNanos(true);
             long t0 = System.nanoTime();
             TimeUnit.NANOSECONDS.sleep(duration.toNanos());
             double[] probes = new double[cpuProbes.length];
@@ -237,11 +263,12 @@ public final class LoadClient implements AutoCloseable {
             long nReq = requests.get();
             long nReqFail = requestFailures.get();
             double seconds = (System.nanoTime() - t0) / 1e9;
-            double cpu = (clientCpuNanos() - cpu0) / 1e9;
+            double cpu = (clientCpuNanos(false) - cpu0) / 1e9;
+            double stormCpu = (clientCpuNanos(true) - storm0) / 1e9;
             state.stopped = true;
             // Each virtual client ends after its current handshake, bounded by the timeout.
             stormDone.await(s.timeout().toMillis() + 1000, TimeUnit.MILLISECONDS);
-            return new Result(nHandshakes, nHsFail, seconds, hs, nReq, nReqFail, rtt, cpu, probes);
+            return new Result(nHandshakes, nHsFail, seconds, hs, nReq, nReqFail, rtt, cpu, probes, stormCpu);
         } finally {
             state.stopped = true;
             for (Channel ch : conns) {
@@ -250,11 +277,14 @@ public final class LoadClient implements AutoCloseable {
         }
     }
 
-    private long clientCpuNanos() {
+    private long clientCpuNanos(boolean stormOnly) {
         ThreadMXBean mx = ManagementFactory.getThreadMXBean();
         long sum = 0;
         synchronized (clientThreads) {
             for (Thread t : clientThreads) {
+                if (stormOnly && !t.getName().startsWith(STORM_THREADS)) {
+                    continue;
+                }
                 long c = mx.getThreadCpuTime(t.getId());
                 if (c > 0) {
                     sum += c;
@@ -286,6 +316,32 @@ public final class LoadClient implements AutoCloseable {
         });
     }
 
+    /**
+     * Hands out start slots {@code 1/rate} apart to the virtual clients of a rate-limited storm. A slot that nobody
+     * took in time is lost rather than owed, so a client that was late does not start a burst; at most
+     * {@code concurrency} clients wait at once (each on a scheduled task of its loop), nothing queues beyond that.
+     */
+    private static final class Pacer {
+        private final long intervalNanos;
+        private final AtomicLong nextSlot = new AtomicLong(System.nanoTime());
+
+        Pacer(double rate) {
+            this.intervalNanos = Math.max(1, Math.round(1e9 / rate));
+        }
+
+        /** Reserves the next slot; returns the nanoseconds to wait for it (0 or more). */
+        long reserve() {
+            while (true) {
+                long prev = nextSlot.get();
+                long now = System.nanoTime();
+                long slot = prev - now > 0 ? prev : now;
+                if (nextSlot.compareAndSet(prev, slot + intervalNanos)) {
+                    return slot - now;
+                }
+            }
+        }
+    }
+
     /** Shared stop flag of one run. */
     private static final class State {
         volatile boolean stopped;
@@ -294,6 +350,8 @@ public final class LoadClient implements AutoCloseable {
     /** One virtual client of the storm: connect, handshake, close, again; on its channel's event loop. */
     private static final class StormClient {
         private final Bootstrap bootstrap;
+        private final EventLoop loop;
+        private final Pacer pacer;
         private final Settings settings;
         private final State state;
         private final Recorder latency;
@@ -301,9 +359,11 @@ public final class LoadClient implements AutoCloseable {
         private final AtomicLong failed;
         private final CountDownLatch done;
 
-        StormClient(Bootstrap bootstrap, Settings settings, State state, Recorder latency, AtomicLong ok,
-                    AtomicLong failed, CountDownLatch done) {
+        StormClient(Bootstrap bootstrap, EventLoop loop, Pacer pacer, Settings settings, State state,
+                    Recorder latency, AtomicLong ok, AtomicLong failed, CountDownLatch done) {
             this.bootstrap = bootstrap;
+            this.loop = loop;
+            this.pacer = pacer;
             this.settings = settings;
             this.state = state;
             this.latency = latency;
@@ -313,6 +373,21 @@ public final class LoadClient implements AutoCloseable {
         }
 
         void next() {
+            if (state.stopped) {
+                done.countDown();
+                return;
+            }
+            if (pacer != null) {
+                long wait = pacer.reserve();
+                if (wait > 0) {
+                    loop.schedule(this::connect, wait, TimeUnit.NANOSECONDS);
+                    return;
+                }
+            }
+            connect();
+        }
+
+        private void connect() {
             if (state.stopped) {
                 done.countDown();
                 return;

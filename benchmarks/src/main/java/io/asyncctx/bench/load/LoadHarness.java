@@ -56,7 +56,9 @@ public final class LoadHarness implements Callable<Integer> {
             Pattern.compile("listening on https?://([^:/\\s]+):(\\d+)(?:.*?pid (\\d+))?");
 
     @Option(names = "--modes", split = ",", description = "Example-server modes to run, in order: inline, blocking, "
-            + "offload-fd, offload-callback (default: ${DEFAULT-VALUE}; 'none' for none).")
+            + "offload-fd, offload-callback, offload-fd-inline (offload-fd with InlinePolicy.belowMeasuredCost("
+            + "--inline-below-us)); a suffix @N runs the mode with a simulated engine latency of N ms only "
+            + "(default: ${DEFAULT-VALUE}; 'none' for none).")
     List<String> modes = List.of("inline", "blocking", "offload-fd", "offload-callback");
 
     @Option(names = "--in-process", description = "Run the example servers inside this JVM (CPU per handshake then "
@@ -66,8 +68,19 @@ public final class LoadHarness implements Callable<Integer> {
     @Option(names = "--engine", description = "software | simulated (default: ${DEFAULT-VALUE}).")
     String engine = "software";
 
-    @Option(names = "--latency-ms", description = "Simulated engine latency (default: ${DEFAULT-VALUE}).")
-    int latencyMillis = 5;
+    @Option(names = "--latency-ms", split = ",", description = "Simulated engine latencies: each mode without an @N "
+            + "suffix runs once per latency, side by side (default: ${DEFAULT-VALUE}).")
+    List<Integer> latenciesMillis = List.of(5);
+
+    @Option(names = "--inline-below-us", description = "Mode offload-fd-inline: sign inline the signature schemes "
+            + "whose measured cost is below this many microseconds (default: ${DEFAULT-VALUE}).")
+    long inlineBelowMicros = LoadServer.DEFAULT_INLINE_BELOW_MICROS;
+
+    @Option(names = "--rate", split = ",", description = "Storm rates, total handshakes/s: every server runs once per "
+            + "rate, in order. 0 = no limit (saturation); N = N/s; P% = P percent of the rate the first server "
+            + "reached without a limit earlier in this invocation (so list 0 first), e.g. 0,65% "
+            + "(default: ${DEFAULT-VALUE}).")
+    List<String> rates = List.of("0");
 
     @Option(names = "--workers", description = "Software engine workers (default: cores).")
     int workers = Runtime.getRuntime().availableProcessors();
@@ -156,7 +169,7 @@ public final class LoadHarness implements Callable<Integer> {
     }
 
     /** What to start, by label. */
-    private record Target(String label, String mode, Starter starter) {
+    private record Target(String label, String mode, String engine, Starter starter) {
     }
 
     @FunctionalInterface
@@ -184,29 +197,71 @@ public final class LoadHarness implements Callable<Integer> {
         X509Certificate[] chain = PemKeys.readCertificates(certPem).toArray(new X509Certificate[0]);
         PrivateKey pk = PemKeys.readPrivateKey(keyPem);
         String keyLabel = pk.getAlgorithm().equals("RSA") ? "RSA-2048" : "ECDSA P-256";
-        String engineLabel = engine.equals("simulated") ? "simulated " + latencyMillis + " ms" : "software";
+        boolean simulated = engine.equals("simulated");
+        if (latenciesMillis.isEmpty() || latenciesMillis.stream().anyMatch(l -> l < 0)) {
+            throw new CommandLine.ParameterException(new CommandLine(this), "--latency-ms " + latenciesMillis
+                    + ": expected one or more latencies of 0 ms or more");
+        }
+        String engineLabel = simulated ? "simulated " + latenciesMillis.stream().map(String::valueOf)
+                .reduce((a, b) -> a + "/" + b).orElseThrow() + " ms" : "software";
 
         List<Target> targets = new ArrayList<>();
-        for (String m : modes) {
-            if (m.equals("none")) {
+        for (String spec : modes) {
+            if (spec.equals("none")) {
                 continue;
             }
+            int at = spec.indexOf('@');
+            String m = at < 0 ? spec : spec.substring(0, at);
             if (!LoadServer.MODES.contains(m)) {
-                throw new CommandLine.ParameterException(new CommandLine(this), "--modes " + m + ": expected one of "
-                        + LoadServer.MODES);
+                throw new CommandLine.ParameterException(new CommandLine(this), "--modes " + spec
+                        + ": expected one of " + LoadServer.MODES + ", optionally with @LATENCY_MS");
             }
-            targets.add(new Target(m, m, inProcess ? () -> inProcess(m, chain, pk) : () -> spawnMode(m, certPem,
-                    keyPem)));
+            List<Integer> lats;
+            try {
+                lats = at < 0 ? latenciesMillis : List.of(Integer.parseInt(spec.substring(at + 1)));
+            } catch (NumberFormatException e) {
+                throw new CommandLine.ParameterException(new CommandLine(this), "--modes " + spec
+                        + ": expected MODE@LATENCY_MS, e.g. blocking@5");
+            }
+            if (!simulated) {
+                lats = List.of(latenciesMillis.get(0));
+            }
+            boolean suffix = simulated && (at >= 0 || latenciesMillis.size() > 1);
+            for (int lat : lats) {
+                String label = suffix ? m + "@" + lat + "ms" : m;
+                String rowEngine = simulated ? "simulated " + lat + " ms" : "software";
+                targets.add(new Target(label, m, rowEngine, inProcess ? () -> inProcess(m, lat, chain, pk)
+                        : () -> spawnMode(m, lat, certPem, keyPem)));
+            }
+        }
+        List<String> rateSpecs = new ArrayList<>();
+        for (String r : rates) {
+            String t = r.trim();
+            try {
+                double v = Double.parseDouble(t.endsWith("%") ? t.substring(0, t.length() - 1) : t);
+                if (!(v >= 0) || Double.isInfinite(v)) {
+                    throw new NumberFormatException();
+                }
+            } catch (NumberFormatException e) {
+                throw new CommandLine.ParameterException(new CommandLine(this), "--rate " + r
+                        + ": expected 0 (no limit), handshakes/s, or P% of the first server's unlimited rate");
+            }
+            if (t.endsWith("%") && rateSpecs.stream()
+                    .noneMatch(x -> !x.endsWith("%") && Double.parseDouble(x) == 0)) {
+                throw new CommandLine.ParameterException(new CommandLine(this), "--rate " + r
+                        + ": a percentage needs an unlimited run (0) earlier in the list, e.g. --rate 0," + t);
+            }
+            rateSpecs.add(t);
         }
         if (spawnServer != null) {
-            targets.add(new Target(targetName, "spawned", () -> spawn(Arrays.asList(spawnServer.trim().split("\\s+")),
-                    true)));
+            targets.add(new Target(targetName, "spawned", "-",
+                    () -> spawn(Arrays.asList(spawnServer.trim().split("\\s+")), true)));
         }
         if (target != null) {
-            targets.add(new Target(targetName, "external", this::external));
+            targets.add(new Target(targetName, "external", "-", this::external));
         }
         if (nginx != null) {
-            targets.add(new Target("nginx", "nginx", () -> startNginx(certPem, keyPem)));
+            targets.add(new Target("nginx", "nginx", "-", () -> startNginx(certPem, keyPem)));
         }
         if (targets.isEmpty()) {
             throw new CommandLine.ParameterException(new CommandLine(this), "nothing to measure: give --modes, "
@@ -214,24 +269,39 @@ public final class LoadHarness implements Callable<Integer> {
         }
 
         System.out.println("machine: " + Machine.describe() + ", load average before: " + Machine.loadAverage());
-        System.out.printf(Locale.ROOT, "key %s, engine %s, %d server loop(s), concurrency %d, %d established "
-                        + "connections every %d ms, %.1f s measured after %.1f s warm-up, servers %s%n", keyLabel,
-                engineLabel, threads, concurrency, established, requestIntervalMillis, durationSeconds, warmupSeconds,
-                inProcess ? "in this JVM" : "in their own processes");
+        System.out.printf(Locale.ROOT, "key %s, engine %s, %d server loop(s), concurrency %d, rates %s, "
+                        + "%d established connections every %d ms, %.1f s measured after %.1f s warm-up, servers %s, "
+                        + "offload-fd-inline below %d us%n", keyLabel, engineLabel, threads, concurrency,
+                rateSpecs, established, requestIntervalMillis, durationSeconds, warmupSeconds,
+                inProcess ? "in this JVM" : "in their own processes", inlineBelowMicros);
         List<ResultsWriter.Row> rows = new ArrayList<>();
+        double firstUnlimited = Double.NaN;
         try (LoadClient client = new LoadClient(clientThreads)) {
-            for (Target t : targets) {
-                try (Running r = t.starter().start()) {
-                    LoadClient.Settings s = new LoadClient.Settings(r.host(), r.port(), concurrency, established,
-                            Duration.ofMillis(requestIntervalMillis), Duration.ofSeconds(10));
-                    LoadClient.Result res = client.run(s, seconds(warmupSeconds), seconds(durationSeconds), r.cpu());
-                    ResultsWriter.Row row = new ResultsWriter.Row(t.label(), t.mode(),
-                            t.mode().equals("nginx") || t.mode().equals("external") || t.mode().equals("spawned")
-                                    ? "-" : engineLabel, keyLabel, concurrency, established, threads, res,
-                            res.probeCpuSeconds()[0], r.cpuScope(), Machine.loadAverage());
-                    rows.add(row);
-                    System.out.println(row.describe());
-                    System.out.flush();
+            for (String rateSpec : rateSpecs) {
+                double rate = rateSpec.endsWith("%")
+                        ? Double.parseDouble(rateSpec.substring(0, rateSpec.length() - 1)) / 100 * firstUnlimited
+                        : Double.parseDouble(rateSpec);
+                if (rateSpec.endsWith("%")) {
+                    System.out.printf(Locale.ROOT, "rate %s of %.0f/s = %.0f handshakes/s%n", rateSpec,
+                            firstUnlimited, rate);
+                }
+                for (Target t : targets) {
+                    try (Running r = t.starter().start()) {
+                        LoadClient.Settings s = new LoadClient.Settings(r.host(), r.port(), concurrency, established,
+                                Duration.ofMillis(requestIntervalMillis), Duration.ofSeconds(10), rate);
+                        LoadClient.Result res = client.run(s, seconds(warmupSeconds), seconds(durationSeconds),
+                                r.cpu());
+                        String label = rate > 0 ? t.label() + " " + Math.round(rate) + "/s" : t.label();
+                        ResultsWriter.Row row = new ResultsWriter.Row(label, t.mode(), t.engine(), keyLabel,
+                                concurrency, established, threads, res, res.probeCpuSeconds()[0], r.cpuScope(),
+                                Machine.loadAverage(), rate);
+                        rows.add(row);
+                        if (rate == 0 && Double.isNaN(firstUnlimited)) {
+                            firstUnlimited = res.handshakesPerSecond();
+                        }
+                        System.out.println(row.describe());
+                        System.out.flush();
+                    }
                 }
             }
         }
@@ -260,11 +330,12 @@ public final class LoadHarness implements Callable<Integer> {
         Files.writeString(keyPem, b.getPrivateKeyPEM(), StandardCharsets.US_ASCII);
     }
 
-    private Running inProcess(String mode, X509Certificate[] chain, PrivateKey pk) throws Exception {
+    private Running inProcess(String mode, int latencyMillis, X509Certificate[] chain, PrivateKey pk)
+            throws Exception {
         AsyncEngine e = LoadServer.newEngine(engine, latencyMillis, workers, new KeyPair(chain[0].getPublicKey(), pk));
         ExampleServer server;
         try {
-            server = LoadServer.start(mode, threads, 0, e, chain, pk);
+            server = LoadServer.start(mode, threads, 0, e, chain, pk, inlineBelowMicros);
         } catch (Exception | Error ex) {
             e.close();
             throw ex;
@@ -277,12 +348,13 @@ public final class LoadHarness implements Callable<Integer> {
         });
     }
 
-    private Running spawnMode(String mode, Path certPem, Path keyPem) throws Exception {
+    private Running spawnMode(String mode, int latencyMillis, Path certPem, Path keyPem) throws Exception {
         String java = ProcessHandle.current().info().command().orElse("java");
         List<String> cmd = new ArrayList<>(List.of(java, "-cp", System.getProperty("java.class.path"),
                 LoadServer.class.getName(), "--mode", mode, "--engine", engine, "--latency-ms",
                 Integer.toString(latencyMillis), "--workers", Integer.toString(workers), "--threads",
-                Integer.toString(threads), "--cert", certPem.toString(), "--key", keyPem.toString()));
+                Integer.toString(threads), "--inline-below-us", Long.toString(inlineBelowMicros), "--cert",
+                certPem.toString(), "--key", keyPem.toString()));
         return spawn(cmd, false);
     }
 

@@ -7,6 +7,7 @@ import io.asyncctx.engine.PemKeys;
 import io.asyncctx.engine.SimulatedAcceleratorEngine;
 import io.asyncctx.engine.SoftwareEngine;
 import io.asyncctx.examples.ExampleServer;
+import io.asyncctx.netty.InlinePolicy;
 import io.asyncctx.netty.OffloadConfig;
 
 import java.io.InputStream;
@@ -33,7 +34,8 @@ import picocli.CommandLine.Option;
         description = "The example server in one mode, for the load harness.")
 public final class LoadServer implements Callable<Integer> {
 
-    @Option(names = "--mode", required = true, description = "inline | blocking | offload-fd | offload-callback")
+    @Option(names = "--mode", required = true, description = "inline | blocking | offload-fd | offload-callback | "
+            + "offload-fd-inline (offload-fd with an InlinePolicy: --inline-below-us)")
     String mode;
 
     @Option(names = "--engine", description = "software | simulated (default: ${DEFAULT-VALUE}).")
@@ -47,6 +49,10 @@ public final class LoadServer implements Callable<Integer> {
 
     @Option(names = "--threads", description = "Event loops (default: ${DEFAULT-VALUE}).")
     int threads = 1;
+
+    @Option(names = "--inline-below-us", description = "Mode offload-fd-inline: sign inline the schemes whose "
+            + "measured cost is below this many microseconds (default: ${DEFAULT-VALUE}).")
+    long inlineBelowMicros = DEFAULT_INLINE_BELOW_MICROS;
 
     @Option(names = "--port", description = "Port, 0 for any (default: ${DEFAULT-VALUE}).")
     int port;
@@ -67,27 +73,40 @@ public final class LoadServer implements Callable<Integer> {
         X509Certificate[] chain = PemKeys.readCertificates(cert).toArray(new X509Certificate[0]);
         PrivateKey pk = PemKeys.readPrivateKey(key);
         try (AsyncEngine e = newEngine(engine, latencyMillis, workers, new KeyPair(chain[0].getPublicKey(), pk));
-             ExampleServer server = start(mode, threads, port, e, chain, pk)) {
+             ExampleServer server = start(mode, threads, port, e, chain, pk, inlineBelowMicros)) {
             System.out.println("listening on https://127.0.0.1:" + server.port() + " pid "
                     + ProcessHandle.current().pid()
-                    + " (mode " + mode + ", engine " + e.name() + ")");
+                    + " (mode " + mode + ", engine " + e.name() + (server.asyncContext() == null ? ""
+                    : ", inline schemes " + server.asyncContext().inlineSchemes()) + ")");
             System.out.flush();
             InputStream in = System.in;
             while (in.read() >= 0) {
                 // wait for the harness to close our standard input
+            }
+            if (server.asyncContext() != null) {
+                System.err.println("load-server " + mode + ": " + server.asyncContext().offloadedOperations()
+                        + " key operations offloaded, " + server.asyncContext().inlineOperations() + " inline");
             }
         }
         return 0;
     }
 
     /** The modes the harness knows. */
-    static final List<String> MODES = List.of("inline", "blocking", "offload-fd", "offload-callback");
+    static final List<String> MODES = List.of("inline", "blocking", "offload-fd", "offload-callback",
+            "offload-fd-inline");
 
-    /** Starts the example server on 127.0.0.1 in one of {@link #MODES}. */
+    /** The threshold of mode offload-fd-inline unless given: keeps ECDSA P-256 / Ed25519 inline, offloads RSA. */
+    static final long DEFAULT_INLINE_BELOW_MICROS = 30;
+
+    /**
+     * Starts the example server on 127.0.0.1 in one of {@link #MODES}; {@code inlineBelowMicros} applies to mode
+     * offload-fd-inline only ({@code InlinePolicy.belowMeasuredCost}).
+     */
     static ExampleServer start(String mode, int threads, int port, AsyncEngine engine, X509Certificate[] chain,
-                               PrivateKey key) throws Exception {
+                               PrivateKey key, long inlineBelowMicros) throws Exception {
         ExampleServer.Mode m;
         OffloadConfig.Notify n = OffloadConfig.Notify.FD;
+        InlinePolicy inline = InlinePolicy.never();
         switch (mode) {
             case "inline" -> m = ExampleServer.Mode.INLINE;
             case "blocking" -> m = ExampleServer.Mode.BLOCKING;
@@ -96,9 +115,14 @@ public final class LoadServer implements Callable<Integer> {
                 m = ExampleServer.Mode.OFFLOAD;
                 n = OffloadConfig.Notify.CALLBACK;
             }
+            case "offload-fd-inline" -> {
+                m = ExampleServer.Mode.OFFLOAD;
+                inline = InlinePolicy.belowMeasuredCost(Duration.ofNanos(inlineBelowMicros * 1000));
+            }
             default -> throw new IllegalArgumentException("mode " + mode + ": expected one of " + MODES);
         }
-        return new ExampleServer("127.0.0.1", port, m, ExampleServer.Transport.EPOLL, threads, n, engine, chain, key);
+        return new ExampleServer("127.0.0.1", port, m, ExampleServer.Transport.EPOLL, threads, n, engine, chain, key,
+                inline);
     }
 
     /** A software engine, or a simulated accelerator that computes real signatures after a fixed latency. */

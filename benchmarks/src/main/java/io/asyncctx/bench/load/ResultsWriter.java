@@ -32,7 +32,8 @@ final class ResultsWriter {
 
     /** One measured server. */
     record Row(String label, String mode, String engine, String key, int concurrency, int established, int threads,
-               LoadClient.Result result, double serverCpuSeconds, String cpuScope, double loadAverage) {
+               LoadClient.Result result, double serverCpuSeconds, String cpuScope, double loadAverage,
+               double rate) {
 
         double cpuMillisPerHandshake() {
             return result.handshakes() == 0 ? Double.NaN : 1000 * serverCpuSeconds / result.handshakes();
@@ -44,11 +45,12 @@ final class ResultsWriter {
         }
 
         String describe() {
-            return String.format(Locale.ROOT, "%-18s %8.0f handshakes/s (%d failed), handshake p50 %.2f ms p99 %.2f "
-                            + "ms, established p99 %.2f ms, server CPU %.3f ms/handshake (%s), client loop %.0f%%, "
-                            + "load avg %.1f",
+            return String.format(Locale.ROOT, "%-24s %8.0f handshakes/s (%d failed), handshake p50 %.2f ms p99 %.2f "
+                            + "ms, established p99 %.2f ms, server CPU %.3f ms/handshake (%s), storm client loop "
+                            + "%.0f%% (all client loops %.0f%%), load avg %.1f",
                     label, result.handshakesPerSecond(), result.handshakeFailures(), ms(true, 50), ms(true, 99),
-                    ms(false, 99), cpuMillisPerHandshake(), cpuScope, 100 * result.clientCpuShare(), loadAverage);
+                    ms(false, 99), cpuMillisPerHandshake(), cpuScope, 100 * result.stormCpuShare(),
+                    100 * result.clientCpuShare(), loadAverage);
         }
     }
 
@@ -59,16 +61,18 @@ final class ResultsWriter {
         StringBuilder sb = new StringBuilder("label,mode,engine,key,concurrency,established,server_threads,seconds,"
                 + "handshakes,handshake_failures,handshakes_per_s,hs_p50_ms,hs_p90_ms,hs_p99_ms,hs_max_ms,requests,"
                 + "request_failures,rtt_p50_ms,rtt_p99_ms,rtt_max_ms,server_cpu_s,server_cpu_ms_per_handshake,"
-                + "cpu_scope,client_cpu_share,load_average_1m\n");
+                + "cpu_scope,client_cpu_share,load_average_1m,rate_target_per_s,storm_loop_cpu_share\n");
         for (Row r : rows) {
             LoadClient.Result x = r.result();
             sb.append(String.format(Locale.ROOT, "%s,%s,%s,%s,%d,%d,%d,%.3f,%d,%d,%.1f,%.3f,%.3f,%.3f,%.3f,%d,%d,"
-                            + "%.3f,%.3f,%.3f,%.3f,%.4f,%s,%.3f,%.2f%n", r.label(), r.mode(), r.engine(), r.key(),
-                    r.concurrency(), r.established(), r.threads(), x.seconds(), x.handshakes(), x.handshakeFailures(),
+                            + "%.3f,%.3f,%.3f,%.3f,%.4f,%s,%.3f,%.2f,%.1f,%.3f%n", r.label(), r.mode(), r.engine(),
+                    r.key(), r.concurrency(), r.established(), r.threads(), x.seconds(), x.handshakes(),
+                    x.handshakeFailures(),
                     x.handshakesPerSecond(), r.ms(true, 50), r.ms(true, 90), r.ms(true, 99),
                     x.handshakeMicros().getMaxValue() / 1000.0, x.requests(), x.requestFailures(), r.ms(false, 50),
                     r.ms(false, 99), x.roundTripMicros().getMaxValue() / 1000.0, r.serverCpuSeconds(),
-                    r.cpuMillisPerHandshake(), r.cpuScope().replace(',', ';'), x.clientCpuShare(), r.loadAverage()));
+                    r.cpuMillisPerHandshake(), r.cpuScope().replace(',', ';'), x.clientCpuShare(), r.loadAverage(),
+                    r.rate(), x.stormCpuShare()));
         }
         Files.writeString(csv, sb.toString(), StandardCharsets.UTF_8);
     }
@@ -80,7 +84,8 @@ final class ResultsWriter {
         if (rows.stream().anyMatch(r -> r.result().requests() > 0)) {
             charts.add(bar("established p99 round trip", "ms", rows, r -> r.ms(false, 99)));
         }
-        int w = 420;
+        // Wide enough for labels like "offload-callback 895/s" when a run has many rows.
+        int w = Math.max(420, 70 * rows.size());
         int h = 340;
         BufferedImage img = new BufferedImage(w * charts.size(), h + 24, BufferedImage.TYPE_INT_RGB);
         Graphics2D g = img.createGraphics();
@@ -110,7 +115,7 @@ final class ResultsWriter {
                 false);
         chart.setBackgroundPaint(Color.WHITE);
         CategoryAxis axis = chart.getCategoryPlot().getDomainAxis();
-        axis.setMaximumCategoryLabelLines(2);
+        axis.setMaximumCategoryLabelLines(3);
         return chart;
     }
 }
