@@ -65,6 +65,9 @@ class RobustCancelDeadlineTest {
                 Loops.await("the loop holds nothing", server::loopsIdle);
                 assertEquals(0, engine.inFlight());
                 assertEquals(1, server.sum(AsyncOffloadLoops::jobsCancelled));
+                // The handshake's outcome is recorded by a listener that may run just after the loop went idle.
+                Loops.await("the handshake is recorded as ended by the peer",
+                        () -> server.count(RobustTlsServer.Outcome.PEER_CLOSED) == 1);
                 assertEquals(1, server.count(RobustTlsServer.Outcome.PEER_CLOSED), () -> "" + server.failures);
             }
         }
