@@ -8,6 +8,7 @@ import io.asyncctx.netty.MicrometerOffloadMetrics;
 import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.asyncctx.netty.KeylessKeyManager;
+import io.asyncctx.testkit.BlockingKeyMethod;
 import io.asyncctx.netty.OffloadConfig;
 import io.netty.bootstrap.ServerBootstrap;
 import io.netty.channel.Channel;

@@ -3,9 +3,11 @@
  * {@link io.asyncctx.AsyncWaitCtx}s: {@link io.asyncctx.testkit.FaultInjectingEngine}, an engine that injects the
  * faults the man page allows (EAGAIN, status ERR at submit, failed operations, operations that never complete,
  * completion before the job has paused, duplicate and spurious wake-ups) deterministically under a seed, so that an
- * integration can prove it loses nothing and leaks nothing.
+ * integration can prove it loses nothing and leaks nothing; and {@link io.asyncctx.testkit.BlockingKeyMethod}, the
+ * naive baseline that calls an engine synchronously on the event loop, for comparisons.
  *
  * <p>Not meant for production servers. Depends on the core ({@code io.asyncctx}), the engine SPI
- * ({@code io.asyncctx.engine}) and the JDK only; never on Netty's pipeline classes or on a test framework.
+ * ({@code io.asyncctx.engine}), the JDK, and (for {@code BlockingKeyMethod} only) Netty's
+ * {@code OpenSslAsyncPrivateKeyMethod}; never on Netty's pipeline classes or on a test framework.
  */
 package io.asyncctx.testkit;

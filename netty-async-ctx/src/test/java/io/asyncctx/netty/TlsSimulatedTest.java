@@ -3,17 +3,10 @@ package io.asyncctx.netty;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.asyncctx.AsyncJob;
-import io.asyncctx.AsyncJobPool;
-import io.asyncctx.AsyncStartResult;
-import io.asyncctx.AsyncWaitCtx;
 import io.asyncctx.engine.AbstractAsyncEngine.FdMode;
 import io.asyncctx.engine.AsyncEngine;
 import io.asyncctx.engine.CryptoProviders;
-import io.asyncctx.engine.EngineSession;
 import io.asyncctx.engine.JcaKeySigner;
-import io.asyncctx.engine.KeyOperation;
-import io.asyncctx.engine.SignatureScheme;
 import io.asyncctx.engine.SimulatedAcceleratorEngine;
 import io.asyncctx.netty.TlsFixtures.KeyKind;
 import io.asyncctx.netty.TlsTestServer.Transport;
@@ -37,7 +30,6 @@ import io.netty.handler.ssl.SslProvider;
 import io.netty.handler.ssl.util.InsecureTrustManagerFactory;
 import io.netty.pkitesting.X509Bundle;
 import io.netty.util.concurrent.Future;
-import io.netty.util.concurrent.ImmediateEventExecutor;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -47,11 +39,8 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
-import javax.net.ssl.SSLEngine;
-import javax.net.ssl.SSLHandshakeException;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
@@ -149,7 +138,7 @@ class TlsSimulatedTest {
             long completedBefore = engine.completed();
             SslContext blocking = SslContextBuilder.forServer(new KeylessKeyManager(cert.getCertificate()))
                     .sslProvider(SslProvider.OPENSSL).protocols("TLSv1.3")
-                    .option(OpenSslContextOption.ASYNC_PRIVATE_KEY_METHOD, new BlockingOnLoopKeyMethod(engine))
+                    .option(OpenSslContextOption.ASYNC_PRIVATE_KEY_METHOD, new io.asyncctx.testkit.BlockingKeyMethod(engine))
                     .build();
             long serialized;
             EventLoopGroup serverGroup = new MultiThreadIoEventLoopGroup(1, EpollIoHandler.newFactory());
@@ -328,59 +317,5 @@ class TlsSimulatedTest {
             }
         }
         throw new IOException("no 'Max open files' line in /proc/self/limits");
-    }
-
-    /**
-     * The naive baseline: submits the operation to the engine and waits for it on the event loop, so every other
-     * connection of the loop waits too.
-     *
-     * <p>Threading: called by tcnative on a channel's event loop, which it blocks.
-     */
-    private static final class BlockingOnLoopKeyMethod implements OpenSslAsyncPrivateKeyMethod {
-        private final AsyncEngine engine;
-
-        BlockingOnLoopKeyMethod(AsyncEngine engine) {
-            this.engine = engine;
-        }
-
-        @Override
-        public Future<byte[]> sign(SSLEngine sslEngine, int signatureAlgorithm, byte[] input) {
-            return run(KeyOperation.sign(SignatureScheme.ofCodePoint(signatureAlgorithm), input));
-        }
-
-        @Override
-        public Future<byte[]> decrypt(SSLEngine sslEngine, byte[] input) {
-            return run(KeyOperation.decrypt(input));
-        }
-
-        private Future<byte[]> run(KeyOperation operation) {
-            CountDownLatch done = new CountDownLatch(1);
-            AsyncWaitCtx ctx = new AsyncWaitCtx();
-            ctx.setCallback(arg -> {
-                done.countDown();
-                return 1;
-            }, null);
-            EngineSession session = engine.newSession(ctx, Runnable::run);
-            try {
-                AsyncJob<byte[]> job = new AsyncJob<>(new AsyncJobPool(1, Runnable::run), ctx,
-                        j -> session.submit(j, operation));
-                AsyncStartResult r = job.start();
-                if (r == AsyncStartResult.PAUSE && done.await(30, TimeUnit.SECONDS)) {
-                    r = job.resume();
-                }
-                if (r == AsyncStartResult.FINISH) {
-                    return ImmediateEventExecutor.INSTANCE.newSucceededFuture(job.result());
-                }
-                job.abandon();
-                return ImmediateEventExecutor.INSTANCE.newFailedFuture(
-                        new SSLHandshakeException("blocking engine call ended with " + r));
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                return ImmediateEventExecutor.INSTANCE.newFailedFuture(e);
-            } finally {
-                session.close();
-                ctx.close();
-            }
-        }
     }
 }

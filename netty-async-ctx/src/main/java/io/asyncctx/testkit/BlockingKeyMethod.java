@@ -1,8 +1,9 @@
-package io.asyncctx.examples;
+package io.asyncctx.testkit;
 
 import io.asyncctx.AsyncJob;
 import io.asyncctx.AsyncJobPool;
 import io.asyncctx.AsyncStartResult;
+import io.asyncctx.AsyncStatus;
 import io.asyncctx.AsyncWaitCtx;
 import io.asyncctx.engine.AsyncEngine;
 import io.asyncctx.engine.EngineSession;
@@ -12,24 +13,28 @@ import io.netty.handler.ssl.OpenSslAsyncPrivateKeyMethod;
 import io.netty.util.concurrent.Future;
 import io.netty.util.concurrent.ImmediateEventExecutor;
 
+import java.util.Objects;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import javax.net.ssl.SSLEngine;
 import javax.net.ssl.SSLHandshakeException;
 
 /**
- * The naive baseline: calls the engine synchronously and waits for it on the event loop, the way a Netty server
- * without offload behaves when its key lives in an HSM or accelerator. Every other connection of the loop waits too.
- * For measurements only; never do this in a server.
+ * The naive baseline for comparisons: an {@link OpenSslAsyncPrivateKeyMethod} that calls an {@link AsyncEngine}
+ * synchronously and waits for it on the event loop, the way a Netty server without offload behaves when its key
+ * lives in an HSM or an accelerator. Every other connection of the loop waits too. For tests and measurements only;
+ * never do this in a server. Use it with a keyless context ({@code io.asyncctx.netty.KeylessKeyManager}).
  *
- * <p>Threading: called by tcnative on a channel's event loop, which it blocks until the engine answers.
+ * <p>Threading: called by tcnative on a channel's event loop, which it blocks until the engine answers (EAGAIN is
+ * retried every millisecond, up to a second; the wait for a completion is bounded by 30 seconds).
  */
-final class BlockingKeyMethod implements OpenSslAsyncPrivateKeyMethod {
+public final class BlockingKeyMethod implements OpenSslAsyncPrivateKeyMethod {
 
     private final AsyncEngine engine;
 
-    BlockingKeyMethod(AsyncEngine engine) {
-        this.engine = engine;
+    /** A key method that blocks on {@code engine}. */
+    public BlockingKeyMethod(AsyncEngine engine) {
+        this.engine = Objects.requireNonNull(engine, "engine");
     }
 
     @Override
@@ -56,7 +61,7 @@ final class BlockingKeyMethod implements OpenSslAsyncPrivateKeyMethod {
             AsyncStartResult r = job.start();
             int eagain = 0;
             while (r == AsyncStartResult.PAUSE) {
-                if (ctx.getStatus() == io.asyncctx.AsyncStatus.EAGAIN) {
+                if (ctx.getStatus() == AsyncStatus.EAGAIN) {
                     if (++eagain > 1000) {
                         break;
                     }
@@ -69,9 +74,10 @@ final class BlockingKeyMethod implements OpenSslAsyncPrivateKeyMethod {
             if (r == AsyncStartResult.FINISH) {
                 return ImmediateEventExecutor.INSTANCE.newSucceededFuture(job.result());
             }
-            job.abandon();
             Throwable cause = r == AsyncStartResult.ERR ? job.failure() : null;
-            SSLHandshakeException e = new SSLHandshakeException("blocking engine call failed: " + r);
+            job.abandon();
+            SSLHandshakeException e = new SSLHandshakeException("blocking engine call to '" + engine.name()
+                    + "' ended with " + r);
             if (cause != null) {
                 e.initCause(cause);
             }
