@@ -118,6 +118,39 @@ class ExampleServerProcessIT {
     }
 
     @Test
+    void shouldServeTheReadmeMinimalServer(@org.junit.jupiter.api.io.TempDir Path dir) throws Exception {
+        Path key = dir.resolve("key.pem");
+        Path chain = dir.resolve("chain.pem");
+        Process gen = new ProcessBuilder("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                key.toString(), "-out", chain.toString(), "-days", "2", "-subj", "/CN=localhost")
+                .redirectErrorStream(true).start();
+        gen.getInputStream().readAllBytes();
+        assertTrue(gen.waitFor(30, TimeUnit.SECONDS));
+        assertEquals(0, gen.exitValue());
+        int port;
+        try (java.net.ServerSocket probe = new java.net.ServerSocket(0)) {
+            port = probe.getLocalPort();
+        }
+        Process p = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-cp",
+                jar(), "io.asyncctx.examples.MinimalOffloadServer", key.toString(), chain.toString(),
+                String.valueOf(port)).redirectErrorStream(true).start();
+        try {
+            String body = "";
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+            while (!body.startsWith("hello") && System.nanoTime() < deadline && p.isAlive()) {
+                body = curl(port);
+                if (!body.startsWith("hello")) {
+                    TimeUnit.MILLISECONDS.sleep(200); // the server is still starting
+                }
+            }
+            assertTrue(body.startsWith("hello from netty-async-ctx over TLSv1.3"), body);
+        } finally {
+            p.destroyForcibly();
+            p.waitFor(10, TimeUnit.SECONDS);
+        }
+    }
+
+    @Test
     void shouldPrintUsage() throws Exception {
         Process p = start(List.of("server", "--help"));
         String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
