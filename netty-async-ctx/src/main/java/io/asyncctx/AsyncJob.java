@@ -82,6 +82,7 @@ public final class AsyncJob<T> {
     private Object attachment;
     private long startedNanos;
     private volatile long completedNanos;
+    private Runnable resumeListener;
 
     /**
      * Creates a job that will run {@code operation} for {@code ctx} in a slot of {@code pool}. Nothing runs until
@@ -261,6 +262,19 @@ public final class AsyncJob<T> {
         return completedNanos;
     }
 
+    /**
+     * Sets what runs when a completion arrives for this job while it is paused: on the completing thread, right after
+     * the completion is recorded and before the engine signals the ctx. It must be small and non-blocking (queue the
+     * job for its owner and return). Not called for a completion that arrives while the operation is still running:
+     * {@link #start()} or {@link #resume()} returns FINISH or ERR for it. Owner thread, before {@link #start()}.
+     */
+    public void setResumeListener(Runnable listener) {
+        if (state != NEW) {
+            throw new IllegalStateException("setResumeListener: set it before start()");
+        }
+        this.resumeListener = listener;
+    }
+
     /** Attaches an object for the owner's bookkeeping (for example the connection's state). Owner thread. */
     public void attach(Object attachment) {
         this.attachment = attachment;
@@ -322,6 +336,10 @@ public final class AsyncJob<T> {
                 return false; // abandoned (or never started): dropped
             }
             if (STATE.compareAndSet(this, s, RESUMING)) {
+                Runnable listener = resumeListener;
+                if (s == PAUSED && listener != null) {
+                    listener.run(); // a paused job now needs a resume; a running one is finished by its own run
+                }
                 return true;
             }
         }

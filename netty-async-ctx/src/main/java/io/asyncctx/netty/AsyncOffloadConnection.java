@@ -69,6 +69,8 @@ public final class AsyncOffloadConnection implements AutoCloseable {
     private EngineSession fallbackSession;
     private final AsyncJobPool pool;
     private final Runnable callbackTask = this::onCallbackTask;
+    /** Fd path: the job's resume listener, run on the completing thread; queues this connection for the wake-up. */
+    private final Runnable markReady = this::markReady;
     private final long id = IDS.incrementAndGet();
     private final OffloadMetrics.Recorder recorder;
     private OffloadMetrics.Recorder fallbackRecorder;
@@ -219,6 +221,9 @@ public final class AsyncOffloadConnection implements AutoCloseable {
         eagainRetries = 0;
         pausedAtNanos = 0;
         job = new AsyncJob<>(pool, ctx, j -> s.submit(j, operation));
+        if (notify == OffloadConfig.Notify.FD) {
+            job.setResumeListener(markReady);
+        }
         startJob();
     }
 
@@ -561,23 +566,12 @@ public final class AsyncOffloadConnection implements AutoCloseable {
 
     // ---- resume paths (loop thread) ----
 
-    /** True when the job has a completion that the next resume takes. Loop thread (the registry asks). */
-    boolean hasCompletionPending() {
-        AsyncJob<byte[]> j = job;
-        return j != null && j.isCompletionPending();
-    }
-
     /** Resumes the job when its completion has arrived; otherwise a spurious wake-up, nothing happens. Loop thread. */
     void resumeIfCompleted() {
-        AsyncJob<byte[]> j = job;
-        if (closed || j == null || !j.isCompletionPending()) {
+        if (!resumeIfReady()) {
             spuriousWakeups++;
             recorder.spuriousWakeup();
-            return;
         }
-        resumes++;
-        recordResume();
-        onResult(j.resume());
     }
 
     private void recordResume() {
@@ -594,6 +588,28 @@ public final class AsyncOffloadConnection implements AutoCloseable {
             event.outcome = job != null && job.isCompletionPending() ? "completed" : "retry";
             event.commit();
         }
+    }
+
+    private void markReady() {
+        registry.markReady(this);
+    }
+
+    /**
+     * Resumes the job if its completion is pending. Loop thread. The fd path calls it for connections queued by their
+     * job's resume listener: false there means the operation ended meanwhile (closed, timed out), not a spurious
+     * wake-up.
+     *
+     * @return true when the job was resumed
+     */
+    boolean resumeIfReady() {
+        AsyncJob<byte[]> j = job;
+        if (closed || j == null || !j.isCompletionPending()) {
+            return false;
+        }
+        resumes++;
+        recordResume();
+        onResult(j.resume());
+        return true;
     }
 
     /** A wait fd of this connection can no longer be polled: fail the operation in flight. Loop thread. */
