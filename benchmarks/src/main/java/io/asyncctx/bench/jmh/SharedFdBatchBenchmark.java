@@ -56,10 +56,16 @@ public class SharedFdBatchBenchmark extends AbstractBenchmark {
     @Param({"0", "50"})
     public int gapMicros;
 
+    /** Further connections paused on the same shared eventfd whose operations never complete during the run: the
+     *  cost a wake-up pays for waiters that have nothing to resume. */
+    @Param({"0"})
+    public int idle;
+
     private EventLoopGroup group;
     private IoEventLoop loop;
     private ManualEngine engine;
     private AsyncOffloadConnection[] connections; // loop
+    private AsyncOffloadConnection[] idleConnections; // loop
     private PendingOperation[] current; // benchmark thread
     private int listened; // loop
     private SingleWriterRecorder perJob;
@@ -82,13 +88,22 @@ public class SharedFdBatchBenchmark extends AbstractBenchmark {
         engine = new ManualEngine(AbstractAsyncEngine.FdMode.SHARED_PER_LOOP);
         OffloadConfig config = OffloadConfig.builder()
                 .notify(OffloadConfig.Notify.FD)
-                .maxJobsPerLoop(Math.max(1024, batch))
+                .maxJobsPerLoop(Math.max(1024, batch + idle))
                 .operationTimeout(Duration.parse("PT" + timeout.toUpperCase()))
                 .build();
         connections = new AsyncOffloadConnection[batch];
+        idleConnections = new AsyncOffloadConnection[idle];
+        OffloadConfig idleConfig = config.toBuilder().operationTimeout(Duration.ZERO).build();
         loop.submit(() -> {
             for (int i = 0; i < batch; i++) {
                 connections[i] = AsyncOffloadConnection.open(loop, engine, config);
+            }
+            for (int i = 0; i < idle; i++) {
+                idleConnections[i] = AsyncOffloadConnection.open(loop, engine, idleConfig);
+                if (idleConnections[i].submit(OPERATION).isDone()) {
+                    throw new IllegalStateException("an idle connection's operation completed at once");
+                }
+                engine.takeOffered(); // kept by nobody: it never completes; close() abandons it
             }
         }).sync();
         loop.execute(this::arm);
@@ -98,6 +113,11 @@ public class SharedFdBatchBenchmark extends AbstractBenchmark {
     public void tearDown() throws Exception {
         loop.submit(() -> {
             for (AsyncOffloadConnection c : connections) {
+                if (c != null) {
+                    c.close();
+                }
+            }
+            for (AsyncOffloadConnection c : idleConnections) {
                 if (c != null) {
                     c.close();
                 }
