@@ -81,6 +81,22 @@ class OffloadMetricsTest {
         return g == null ? -1 : g.value();
     }
 
+    /** Submits, waits until the job has really paused, then completes it from this (engine) thread. */
+    private byte[] runPausedThenComplete(AsyncOffloadConnection c, int i) throws Exception {
+        engine.behaviour = TestEngine.Behaviour.ON_DEMAND;
+        Future<byte[]> f = onLoop(loop, () -> c.submit(Loops.op(i)));
+        await("job paused", () -> {
+            try {
+                return engine.pendingCount() == 1 && onLoop(loop, c::isPaused);
+            } catch (Exception e) {
+                throw new AssertionError(e);
+            }
+        });
+        assertEquals(1, engine.completeAll());
+        assertTrue(f.await(10, TimeUnit.SECONDS), "operation did not end");
+        return f.isSuccess() ? f.getNow() : null;
+    }
+
     private byte[] run(AsyncOffloadConnection c, int i) throws Exception {
         Future<byte[]> f = onLoop(loop, () -> c.submit(Loops.op(i)));
         assertTrue(f.await(10, TimeUnit.SECONDS), "operation did not end");
@@ -91,8 +107,7 @@ class OffloadMetricsTest {
     void shouldCountEveryStepAndFailureCause() throws Exception {
         AsyncOffloadConnection c = onLoop(loop, () -> AsyncOffloadConnection.open(loop, engine, config().build()));
 
-        engine.behaviour = TestEngine.Behaviour.DELAYED;
-        assertTrue(run(c, 1) != null);
+        assertTrue(runPausedThenComplete(c, 1) != null);
         assertEquals(1, count("jobs.started"));
         assertEquals(1, count("jobs.paused"));
         assertEquals(1, count("jobs.resumed"));
@@ -181,14 +196,12 @@ class OffloadMetricsTest {
     @Test
     void shouldEmitJfrPauseAndResumeEvents(@TempDir Path dir) throws Exception {
         AsyncOffloadConnection c = onLoop(loop, () -> AsyncOffloadConnection.open(loop, engine, config().build()));
-        engine.behaviour = TestEngine.Behaviour.DELAYED;
-        engine.delayMicros = 5_000;
         Path file = dir.resolve("offload.jfr");
         try (Recording recording = new Recording()) {
             recording.enable(OffloadJfrEvents.JobPause.class);
             recording.enable(OffloadJfrEvents.JobResume.class);
             recording.start();
-            assertTrue(run(c, 1) != null);
+            assertTrue(runPausedThenComplete(c, 1) != null);
             recording.stop();
             recording.dump(file);
         }
@@ -200,8 +213,9 @@ class OffloadMetricsTest {
                 .findFirst().orElseThrow(() -> new AssertionError("no JobResume event in " + events));
         assertEquals("test-engine", pause.getString("engine"));
         assertEquals(pause.getLong("connectionId"), resume.getLong("connectionId"));
-        assertTrue(resume.getDuration("pausedNanos").toNanos() >= 1_000_000,
-                "the pause lasted at least most of the engine's 5 ms: " + resume);
+        // Only the presence and sign of the pause duration are checked: its length is the test's own scheduling.
+        assertTrue(resume.getDuration("pausedNanos").toNanos() > 0, "the pause duration is recorded: " + resume);
+        assertTrue(resume.getDuration("pausedNanos").toNanos() < TimeUnit.SECONDS.toNanos(10), resume::toString);
         assertTrue(Files.size(file) > 0);
     }
 
