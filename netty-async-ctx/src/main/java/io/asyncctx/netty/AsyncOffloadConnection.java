@@ -49,8 +49,8 @@ public final class AsyncOffloadConnection implements AutoCloseable {
 
     private static final System.Logger LOG = System.getLogger(AsyncOffloadConnection.class.getName());
 
-    private static final AtomicIntegerFieldUpdater<AsyncOffloadConnection> CALLBACK_SCHEDULED =
-            AtomicIntegerFieldUpdater.newUpdater(AsyncOffloadConnection.class, "callbackScheduled");
+    private static final AtomicIntegerFieldUpdater<AsyncOffloadConnection> CALLBACKS =
+            AtomicIntegerFieldUpdater.newUpdater(AsyncOffloadConnection.class, "callbacks");
 
     /** The ctx callback: hands the resume to the loop and returns (deduplicated while a resume is queued). */
     private static final java.util.concurrent.atomic.AtomicLong IDS = new java.util.concurrent.atomic.AtomicLong();
@@ -99,7 +99,14 @@ public final class AsyncOffloadConnection implements AutoCloseable {
     /** Released registrations not yet removed from the loop, plus one while close() runs. */
     private int pendingUnregisters;
 
-    private volatile int callbackScheduled;
+    /** Callbacks received since the callback task last ran; the one that moves it from 0 queues the task. */
+    private volatile int callbacks;
+    /**
+     * Callback path: completions taken whose callback may still be on its way (a job that finished before it paused,
+     * or one resumed by a task that ran before the callback of its completion had counted). A callback task that
+     * finds nothing to do is spurious only when its callbacks outnumber these.
+     */
+    private int owedCallbacks;
 
     // Counters for tests and metrics (loop thread).
     private int resumes;
@@ -387,15 +394,22 @@ public final class AsyncOffloadConnection implements AutoCloseable {
         } else {
             currentRecorder().jobStarted();
         }
-        onResult(r);
+        onResult(r, true);
     }
 
-    private void onResult(AsyncStartResult r) {
+    /**
+     * @param ranOperation true when {@code r} comes from a run of the operation (a start, or a resume after EAGAIN),
+     *     false when from a resume for a completion that was signalled
+     */
+    private void onResult(AsyncStartResult r, boolean ranOperation) {
         AsyncJob<byte[]> j = job;
         if (r != AsyncStartResult.NO_JOBS && r != AsyncStartResult.PAUSE) {
             // The operation may have changed the ctx's fds before it finished (a retry that completed at once): keep
             // the registry in step, so that nothing stale stays registered. A failure here is for the next pause.
             syncWaitFds(false);
+            if (ranOperation) {
+                expectLateSignal();
+            }
         }
         switch (r) {
             case FINISH -> {
@@ -434,7 +448,7 @@ public final class AsyncOffloadConnection implements AutoCloseable {
         }
         if (status != AsyncStatus.OK && (fdCount == 0 || !registry.supportsFds())) {
             if (j.isCompletionPending()) {
-                resumeIfCompleted();
+                resumeIfReady();
                 return;
             }
             abandonAndFail(new AsyncEngineException("engine '" + currentEngine().name()
@@ -541,7 +555,7 @@ public final class AsyncOffloadConnection implements AutoCloseable {
         AsyncJob.State s = j.state();
         if (s == AsyncJob.State.PAUSED || s == AsyncJob.State.RESUMING) {
             resumes++;
-            onResult(j.resume());
+            onResult(j.resume(), true);
         }
     }
 
@@ -566,12 +580,27 @@ public final class AsyncOffloadConnection implements AutoCloseable {
 
     // ---- resume paths (loop thread) ----
 
-    /** Resumes the job when its completion has arrived; otherwise a spurious wake-up, nothing happens. Loop thread. */
-    void resumeIfCompleted() {
-        if (!resumeIfReady()) {
-            spuriousWakeups++;
-            recorder.spuriousWakeup();
+    /**
+     * The job's operation ran and ended at once (its engine completed before the job could pause): the engine signals
+     * that completion all the same (OpenSSL's engines do), so the wake-up it causes will find nothing to do and is
+     * not spurious. Counted here so that it is not taken for one: per connection on the callback path, per loop on
+     * the fd path (several connections may share the fd).
+     */
+    private void expectLateSignal() {
+        AsyncStatus status = ctx.getStatus();
+        if (notify == OffloadConfig.Notify.CALLBACK) {
+            if (status == AsyncStatus.OK) {
+                owedCallbacks++; // the engine was told to call back: it does so after completing
+            }
+        } else if (fdCount > 0 && status != AsyncStatus.EAGAIN && status != AsyncStatus.ERR) {
+            registry.expectSignal();
         }
+    }
+
+    /** A wake-up for this connection found nothing to do: counted and recorded. Loop thread. */
+    void onSpuriousWakeup() {
+        spuriousWakeups++;
+        recorder.spuriousWakeup();
     }
 
     private void recordResume() {
@@ -608,7 +637,7 @@ public final class AsyncOffloadConnection implements AutoCloseable {
         }
         resumes++;
         recordResume();
-        onResult(j.resume());
+        onResult(j.resume(), false);
         return true;
     }
 
@@ -629,21 +658,37 @@ public final class AsyncOffloadConnection implements AutoCloseable {
 
     /** Any thread: the ctx callback. */
     private int onCallback() {
-        if (!CALLBACK_SCHEDULED.compareAndSet(this, 0, 1)) {
+        if (CALLBACKS.getAndIncrement(this) != 0) {
             return 1; // a resume is queued already; it will see this completion
         }
         try {
             loop.execute(callbackTask);
             return 1;
         } catch (RejectedExecutionException e) {
-            callbackScheduled = 0;
+            callbacks = 0;
             return 0; // the loop is shutting down; its shutdown closes this connection
         }
     }
 
+    /**
+     * Loop thread: resumes the job if its completion has arrived. Spurious (counted) only when it finds nothing to do
+     * and more callbacks came than completions were taken: a late callback of a job that finished before it paused,
+     * or of a completion an earlier task already took, is expected.
+     */
     private void onCallbackTask() {
-        callbackScheduled = 0;
-        resumeIfCompleted();
+        int n = CALLBACKS.getAndSet(this, 0);
+        if (closed) {
+            return; // a late callback of an abandoned operation
+        }
+        boolean resumed = resumeIfReady();
+        if (resumed) {
+            owedCallbacks++;
+        }
+        int matched = Math.min(n, owedCallbacks);
+        owedCallbacks -= matched;
+        if (!resumed && n > matched) {
+            onSpuriousWakeup();
+        }
     }
 
     // ---- endings (loop thread) ----

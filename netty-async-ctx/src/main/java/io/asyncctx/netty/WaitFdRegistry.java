@@ -1,10 +1,12 @@
 package io.asyncctx.netty;
 
 import io.asyncctx.engine.EventFd;
+import io.netty.channel.unix.FileDescriptor;
 import io.netty.channel.IoEventLoop;
 import io.netty.channel.IoRegistration;
 import io.netty.util.concurrent.Future;
 
+import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.LinkedHashSet;
@@ -33,12 +35,15 @@ final class WaitFdRegistry {
     /** One fd number: who waits on it and its current registration. */
     static final class Entry {
         final int fd;
+        /** A view of the fd for reading its counter; never closed through this object. */
+        final FileDescriptor view;
         final LinkedHashSet<AsyncOffloadConnection> waiters = new LinkedHashSet<>();
         /** The live or cancelling registration, null when none. */
         WaitFdHandle handle;
 
         Entry(int fd) {
             this.fd = fd;
+            this.view = new FileDescriptor(fd);
         }
     }
 
@@ -54,6 +59,15 @@ final class WaitFdRegistry {
             new java.util.concurrent.ConcurrentLinkedQueue<>();
     private volatile int registered;
     private long readableEvents;
+    /** Reads the eventfd counters (loop thread only). */
+    private final ByteBuffer counter = ByteBuffer.allocateDirect(8);
+    /**
+     * Completions taken whose fd signal may still arrive: connections taken from the ready queue (their completing
+     * thread queues them before it writes the fd) and jobs that finished before they paused (their engine writes the
+     * fd all the same). A wake-up that resumes nothing is spurious only when it drained more signals than these.
+     */
+    private long owedSignals;
+    private long spuriousWakeups;
     private boolean shuttingDown;
 
     WaitFdRegistry(IoEventLoop loop) {
@@ -100,6 +114,16 @@ final class WaitFdRegistry {
     /** How many times a wait fd of this loop turned readable. Loop thread. */
     long readableEvents() {
         return readableEvents;
+    }
+
+    /** Wake-ups that drained a signal no completion accounts for and resumed nothing. Loop thread. */
+    long spuriousWakeups() {
+        return spuriousWakeups;
+    }
+
+    /** A job finished before it paused; its engine will still signal the fd. Loop thread. */
+    void expectSignal() {
+        owedSignals++;
     }
 
     /** The number of connections waiting on {@code fd}. Loop thread; for tests. */
@@ -208,9 +232,23 @@ final class WaitFdRegistry {
      */
     void onReadable(Entry e) {
         readableEvents++;
-        EventFd.drain(e.fd);
+        long signals = EventFd.drainCount(e.view, counter);
+        int resumed = 0;
         for (AsyncOffloadConnection c; (c = ready.poll()) != null; ) {
-            c.resumeIfReady();
+            owedSignals++;
+            if (c.resumeIfReady()) {
+                resumed++;
+            }
+        }
+        long matched = Math.min(signals, owedSignals);
+        owedSignals -= matched;
+        if (resumed == 0 && signals > matched) {
+            spuriousWakeups++;
+            // Recorded against a waiter of the fd (its engine's meters); none when the last one has just left.
+            java.util.Iterator<AsyncOffloadConnection> it = e.waiters.iterator();
+            if (it.hasNext()) {
+                it.next().onSpuriousWakeup();
+            }
         }
     }
 

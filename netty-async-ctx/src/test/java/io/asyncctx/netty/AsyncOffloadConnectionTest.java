@@ -87,7 +87,7 @@ class AsyncOffloadConnectionTest {
         assertEquals(n, conn.notifyMode());
         Future<byte[]> f = onLoop(loop, () -> {
             Future<byte[]> fut = conn.submit(op(7));
-            assertTrue(conn.isPaused(), "the job pauses while the engine works");
+            assertTrue(conn.isPaused(), () -> "the job pauses while the engine works: " + fut + " " + (fut.cause() != null ? fut.cause().toString() : ""));
             fut.addListener(x -> {
                 listenerThread.set(Thread.currentThread());
                 notified.incrementAndGet();
