@@ -143,6 +143,23 @@ public final class LeakCheck implements BeforeAllCallback, AfterAllCallback {
         }
     }
 
+    /**
+     * Collects garbage until {@code ref} is cleared: a full collection ({@link System#gc()}, which the suite does not
+     * disable) clears a weak reference to an unreachable object, so this returns after one round unless something
+     * still holds the object; it gives up after a bounded number of rounds (not a time).
+     *
+     * @return true when the referent was collected
+     */
+    static boolean awaitCollected(java.lang.ref.Reference<?> ref) throws InterruptedException {
+        for (int round = 0; round < 50 && ref.get() != null; round++) {
+            System.gc();
+            if (ref.get() != null) {
+                Thread.sleep(1); // let finishing threads (a loop's own) drop their last references
+            }
+        }
+        return ref.get() == null;
+    }
+
     /** Each detector looks at its queue of collected, unreleased objects when it tracks a new one. */
     private static void provoke() {
         for (ByteBufAllocator alloc : List.of(PooledByteBufAllocator.DEFAULT, UnpooledByteBufAllocator.DEFAULT)) {
