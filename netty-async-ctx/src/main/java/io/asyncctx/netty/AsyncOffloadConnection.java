@@ -310,6 +310,7 @@ public final class AsyncOffloadConnection implements AutoCloseable {
         closed = true;
         loopState.remove(this);
         failInFlight(new ClosedChannelException());
+        registry.dropReady(this);
         closeSessions();
         pendingUnregisters++; // held while releasing, so a synchronous unregistered() cannot close the ctx early
         for (int i = 0; i < fdCount; i++) {
@@ -619,6 +620,11 @@ public final class AsyncOffloadConnection implements AutoCloseable {
         }
     }
 
+    /**
+     * Completing thread: queues this connection for the wake-up its engine's fd signal is about to cause. (A
+     * completion that races with {@link #close()} may queue it after the close dropped its entries; the signal that
+     * follows takes it out again.)
+     */
     private void markReady() {
         registry.markReady(this);
     }

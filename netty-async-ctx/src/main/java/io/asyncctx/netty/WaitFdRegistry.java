@@ -226,6 +226,22 @@ final class WaitFdRegistry {
     }
 
     /**
+     * Drops {@code c}'s entries from the ready queue: it has closed and needs no resume. Loop thread. Costs one pass
+     * over the ready queue, which holds only completions the loop has not taken yet. Each entry's fd signal is still
+     * to come (or has come): it is owed, not spurious.
+     */
+    void dropReady(AsyncOffloadConnection c) {
+        while (ready.remove(c)) {
+            owedSignals++;
+        }
+    }
+
+    /** Connections queued for the next wake-up. Any thread; for tests. */
+    int readyCount() {
+        return ready.size();
+    }
+
+    /**
      * The fd of {@code e} turned readable: drain it and resume every connection whose job completed. The cost is one
      * step per completion, not per waiter: with one eventfd shared by 10,000 paused connections, a wake-up for one
      * completion touches one connection. Loop thread.

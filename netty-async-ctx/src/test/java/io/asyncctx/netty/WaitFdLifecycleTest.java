@@ -407,4 +407,43 @@ class WaitFdLifecycleTest {
             engine.close();
         }
     }
+
+    /**
+     * A connection whose completion is queued for the next wake-up and that closes before the loop sees its fd: its
+     * entry leaves the ready queue with the close, not at the next readable fd. Completion, close and check run in one
+     * loop task, so the loop cannot take the entry in between.
+     */
+    @ParameterizedTest
+    @EnumSource(value = Transport.class, names = {"EPOLL", "IO_URING"})
+    void shouldDropReadyQueueEntryWhenTheConnectionCloses(Transport t) throws Exception {
+        MultiThreadIoEventLoopGroup group = Loops.group(t, 1);
+        IoEventLoop loop = (IoEventLoop) group.next();
+        try (TestEngine engine = new TestEngine(FdMode.SHARED_PER_LOOP)) {
+            engine.behaviour = TestEngine.Behaviour.ON_DEMAND;
+            AsyncOffloadConnection a = onLoop(loop, () -> AsyncOffloadConnection.open(loop, engine,
+                    OffloadConfig.builder().notify(OffloadConfig.Notify.FD).build()));
+            AsyncOffloadConnection b = onLoop(loop, () -> AsyncOffloadConnection.open(loop, engine,
+                    OffloadConfig.builder().notify(OffloadConfig.Notify.FD).build()));
+            Future<byte[]> fa = onLoop(loop, () -> a.submit(op(1)));
+            Future<byte[]> fb = onLoop(loop, () -> b.submit(op(2)));
+            Loops.await("both paused", () -> engine.pendingCount() == 2);
+            WaitFdRegistry registry = LoopState.peek(loop).registry;
+            int[] queued = onLoop(loop, () -> {
+                int completed = engine.completeAll(); // on the loop: queued, fd written, not yet seen
+                int before = registry.readyCount();
+                a.close();
+                return new int[] {completed, before, registry.readyCount()};
+            });
+            assertEquals(2, queued[0]);
+            assertEquals(2, queued[1], "both completions queued for the wake-up");
+            assertEquals(1, queued[2], "the closed connection's entry left with it");
+            assertTrue(fa.isDone() && !fa.isSuccess());
+            assertTrue(fb.get(10, TimeUnit.SECONDS) != null, "the other connection is resumed as before");
+            assertEquals(0, (int) onLoop(loop, registry::readyCount));
+            assertEquals(0L, (long) onLoop(loop, registry::spuriousWakeups), "the dropped entry's signal was owed");
+            onLoop(loop, b::close);
+        } finally {
+            Loops.shutdown(group);
+        }
+    }
 }
