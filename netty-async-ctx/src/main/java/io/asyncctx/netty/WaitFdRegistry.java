@@ -40,6 +40,8 @@ final class WaitFdRegistry {
         final LinkedHashSet<AsyncOffloadConnection> waiters = new LinkedHashSet<>();
         /** The live or cancelling registration, null when none. */
         WaitFdHandle handle;
+        /** io_uring: polls of this fd that failed in a row (0 after a poll that succeeded, or a fresh registration). */
+        int pollFailures;
 
         Entry(int fd) {
             this.fd = fd;
@@ -57,7 +59,14 @@ final class WaitFdRegistry {
      */
     private final java.util.concurrent.ConcurrentLinkedQueue<AsyncOffloadConnection> ready =
             new java.util.concurrent.ConcurrentLinkedQueue<>();
+    /** io_uring: how many times a registration whose poll failed is re-created before its waiters are failed. */
+    static final int MAX_POLL_RETRIES = 3;
+
     private volatile int registered;
+    /** Registrations re-created after a failed poll. Loop thread. */
+    private long pollRetries;
+    /** Test seam: rewrites an io_uring poll's result (to inject errors). Loop thread; null in production. */
+    java.util.function.IntUnaryOperator pollResultHook;
     private long readableEvents;
     /** Reads the eventfd counters (loop thread only). */
     private final ByteBuffer counter = ByteBuffer.allocateDirect(8);
@@ -147,6 +156,7 @@ final class WaitFdRegistry {
             return null;
         }
         if (e.handle == null) {
+            e.pollFailures = 0; // a new waiter gets fresh attempts, even on an fd whose polls failed before
             Throwable failure = register(e);
             if (failure != null) {
                 e.waiters.remove(conn);
@@ -248,6 +258,7 @@ final class WaitFdRegistry {
      */
     void onReadable(Entry e) {
         readableEvents++;
+        e.pollFailures = 0;
         long signals = EventFd.drainCount(e.view, counter);
         int resumed = 0;
         for (AsyncOffloadConnection c; (c = ready.poll()) != null; ) {
@@ -268,10 +279,38 @@ final class WaitFdRegistry {
         }
     }
 
-    /** An io_uring poll of {@code e}'s fd failed with {@code -errno}: its waiters cannot be woken. Loop thread. */
-    void onPollFailed(Entry e, int res) {
-        Throwable failure = new java.io.IOException("polling wait fd " + e.fd + " failed (errno " + (-res)
-                + "); the engine's fd is unusable");
+    /** The io_uring result of a poll, through the test seam when one is set. Loop thread. */
+    int pollResult(int res) {
+        java.util.function.IntUnaryOperator hook = pollResultHook;
+        return hook == null ? res : hook.applyAsInt(res);
+    }
+
+    /** Registrations re-created after a failed poll on this loop. Loop thread. */
+    long pollRetries() {
+        return pollRetries;
+    }
+
+    /**
+     * An io_uring poll of {@code h}'s fd failed with {@code -errno}. The registration is dead: it is cancelled, and
+     * re-created once it has left the loop ({@link #onUnregistered}), up to {@link #MAX_POLL_RETRIES} times in a row;
+     * then its waiters are failed with the cause, and the fd is registered anew only for a new waiter. Either way no
+     * connection joins the dead registration. Loop thread.
+     */
+    void onPollFailed(WaitFdHandle h, int res) {
+        Entry e = h.entry;
+        if (e.handle != h) {
+            return; // a stale handle
+        }
+        e.pollFailures++;
+        if (e.pollFailures <= MAX_POLL_RETRIES) {
+            pollRetries++;
+            h.cancel(); // onUnregistered registers the fd again for its waiters
+            return;
+        }
+        h.cancel();
+        Throwable failure = new java.io.IOException("polling wait fd " + e.fd + " failed " + e.pollFailures
+                + " times in a row (last errno " + (-res) + "), registration re-created " + MAX_POLL_RETRIES
+                + " times; the engine's fd is unusable (check the engine, or use Notify.CALLBACK)");
         for (AsyncOffloadConnection c : new ArrayList<>(e.waiters)) {
             c.onWaitFdFailed(e.fd, failure);
         }
@@ -295,7 +334,7 @@ final class WaitFdRegistry {
         if (e.handle == null) {
             if (e.waiters.isEmpty()) {
                 entries.remove(e.fd, e);
-            } else if (!shuttingDown) {
+            } else if (!shuttingDown && e.pollFailures <= MAX_POLL_RETRIES) {
                 Throwable failure = register(e);
                 if (failure != null) {
                     for (AsyncOffloadConnection c : new ArrayList<>(e.waiters)) {
