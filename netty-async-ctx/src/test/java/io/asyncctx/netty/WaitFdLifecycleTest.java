@@ -239,31 +239,46 @@ class WaitFdLifecycleTest {
             AtomicInteger closedWhilePaused = new AtomicInteger();
             AtomicInteger succeeded = new AtomicInteger();
             OffloadConfig cfg = OffloadConfig.builder().notify(Notify.FD).build();
+            // Assertions made on the loops are collected and rethrown here, not left to show up as a timeout.
+            LoopAssertions onLoops = new LoopAssertions();
             for (int b = 0; b < jobs / batch; b++) {
                 CountDownLatch done = new CountDownLatch(batch);
                 for (int i = 0; i < batch; i++) {
                     IoEventLoop loop = (IoEventLoop) group.next();
                     int id = b * batch + i;
                     loop.execute(() -> {
-                        AsyncOffloadConnection c = AsyncOffloadConnection.open(loop, engine, cfg);
-                        Future<byte[]> f = c.submit(op(id));
-                        f.addListener(x -> {
-                            if (x.isSuccess()) {
-                                succeeded.incrementAndGet();
-                                assertArrayEquals(TestEngine.expected(op(id).input()), (byte[]) x.getNow());
-                            } else {
-                                assertInstanceOf(ClosedChannelException.class, x.cause());
-                                closedWhilePaused.incrementAndGet();
+                        AsyncOffloadConnection[] c = new AsyncOffloadConnection[1];
+                        boolean[] listening = new boolean[1];
+                        onLoops.run(() -> {
+                            c[0] = AsyncOffloadConnection.open(loop, engine, cfg);
+                            Future<byte[]> f = c[0].submit(op(id));
+                            listening[0] = true;
+                            f.addListener(x -> onLoops.run(() -> {
+                                if (x.isSuccess()) {
+                                    succeeded.incrementAndGet();
+                                    assertArrayEquals(TestEngine.expected(op(id).input()), (byte[]) x.getNow());
+                                } else {
+                                    assertInstanceOf(ClosedChannelException.class, x.cause());
+                                    closedWhilePaused.incrementAndGet();
+                                }
+                            }, () -> {
+                                c[0].close();
+                                done.countDown();
+                            }));
+                            if (ThreadLocalRandom.current().nextBoolean()) {
+                                loop.schedule(c[0]::close, ThreadLocalRandom.current().nextLong(600),
+                                        TimeUnit.MICROSECONDS);
                             }
-                            c.close();
-                            done.countDown();
+                        }, () -> {
+                            if (!listening[0]) {
+                                done.countDown(); // open or submit threw: its listener will never count down
+                            }
                         });
-                        if (ThreadLocalRandom.current().nextBoolean()) {
-                            loop.schedule(c::close, ThreadLocalRandom.current().nextLong(600), TimeUnit.MICROSECONDS);
-                        }
                     });
                 }
-                assertTrue(done.await(20, TimeUnit.SECONDS), "batch " + b + " did not finish");
+                boolean finished = done.await(20, TimeUnit.SECONDS);
+                onLoops.rethrow();
+                assertTrue(finished, "batch " + b + " did not finish");
             }
             assertEquals(jobs, succeeded.get() + closedWhilePaused.get());
             assertTrue(closedWhilePaused.get() > 0 && succeeded.get() > 0,
