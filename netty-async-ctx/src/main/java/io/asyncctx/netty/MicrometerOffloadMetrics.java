@@ -114,7 +114,7 @@ public final class MicrometerOffloadMetrics implements OffloadMetrics {
             fallbacks = Counter.builder(PREFIX + "fallbacks").tags(t)
                     .description("Operations moved to the fallback engine").register(r);
             spurious = Counter.builder(PREFIX + "wakeups.spurious").tags(t)
-                    .description("Wake-ups that found no completion").register(r);
+                    .description("Wake-ups that found nothing to do (no completion, no late signal owed)").register(r);
             inline = Counter.builder(PREFIX + "operations.inline").tags(t)
                     .description("Operations signed inline on the event loop").register(r);
             pause = Timer.builder(PREFIX + "pause.duration").tags(t).publishPercentileHistogram()
