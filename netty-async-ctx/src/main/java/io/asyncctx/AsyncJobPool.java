@@ -1,5 +1,7 @@
 package io.asyncctx;
 
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
 import java.util.ArrayDeque;
 import java.util.Objects;
 import java.util.concurrent.Executor;
@@ -16,14 +18,35 @@ import java.util.concurrent.RejectedExecutionException;
  *
  * <p><b>Order.</b> Waiters are served first in, first out. While anyone waits, a new job cannot jump the queue: its
  * start answers NO_JOBS even if a slot has just been freed, and it queues behind the others.
+ *
+ * <p><b>Gauges.</b> {@link #inFlight()} and {@link #waiting()} may also be read from any thread (a metrics scrape): the
+ * owner thread is their only writer and publishes each change with a release store, read with an acquire load, so
+ * another thread sees a value the pool really had (recent, not necessarily current). No lock, no atomic
+ * read-modify-write on the owner's path.
  */
 public final class AsyncJobPool {
 
     private final int maxJobs;
     private final Executor owner;
     private final ArrayDeque<Runnable> waiters = new ArrayDeque<>();
+    private static final VarHandle IN_FLIGHT;
+    private static final VarHandle WAITING;
+
+    static {
+        try {
+            MethodHandles.Lookup lookup = MethodHandles.lookup();
+            IN_FLIGHT = lookup.findVarHandle(AsyncJobPool.class, "inFlight", int.class);
+            WAITING = lookup.findVarHandle(AsyncJobPool.class, "waiting", int.class);
+        } catch (ReflectiveOperationException e) {
+            throw new ExceptionInInitializerError(e);
+        }
+    }
+
     private final Runnable drainTask = this::drain;
+    /** Written by the owner only (release stores); read plainly there and with acquire loads elsewhere. */
     private int inFlight;
+    /** {@code waiters.size()}, published the same way: ArrayDeque itself must not be read by another thread. */
+    private int waiting;
     private boolean drainScheduled;
     private boolean draining;
 
@@ -46,14 +69,14 @@ public final class AsyncJobPool {
         return maxJobs;
     }
 
-    /** Jobs started and not yet finished or abandoned. */
+    /** Jobs started and not yet finished or abandoned. Any thread (exact on the owner thread). */
     public int inFlight() {
-        return inFlight;
+        return (int) IN_FLIGHT.getAcquire(this);
     }
 
-    /** Callers waiting for a slot. */
+    /** Callers waiting for a slot. Any thread (exact on the owner thread). */
     public int waiting() {
-        return waiters.size();
+        return (int) WAITING.getAcquire(this);
     }
 
     /**
@@ -64,6 +87,7 @@ public final class AsyncJobPool {
     public void awaitSlot(Runnable waiter) {
         Objects.requireNonNull(waiter, "waiter");
         waiters.addLast(waiter);
+        WAITING.setRelease(this, waiting + 1);
         if (inFlight < maxJobs) {
             scheduleDrain();
         }
@@ -75,14 +99,18 @@ public final class AsyncJobPool {
      * @return false when it was not waiting
      */
     public boolean cancelWait(Runnable waiter) {
-        return waiters.removeFirstOccurrence(waiter);
+        if (!waiters.removeFirstOccurrence(waiter)) {
+            return false;
+        }
+        WAITING.setRelease(this, waiting - 1);
+        return true;
     }
 
     boolean tryAcquire() {
         if (inFlight >= maxJobs || (!draining && !waiters.isEmpty())) {
             return false;
         }
-        inFlight++;
+        IN_FLIGHT.setRelease(this, inFlight + 1);
         return true;
     }
 
@@ -90,7 +118,7 @@ public final class AsyncJobPool {
         if (inFlight <= 0) {
             throw new IllegalStateException("release: no job in flight (a job released its slot twice)");
         }
-        inFlight--;
+        IN_FLIGHT.setRelease(this, inFlight - 1);
         if (!waiters.isEmpty()) {
             scheduleDrain();
         }
@@ -115,6 +143,7 @@ public final class AsyncJobPool {
         try {
             while (inFlight < maxJobs && !waiters.isEmpty()) {
                 Runnable waiter = waiters.pollFirst();
+                WAITING.setRelease(this, waiting - 1);
                 try {
                     waiter.run();
                 } catch (RuntimeException e) {

@@ -393,4 +393,77 @@ class AsyncJobPoolTest {
             assertTrue(engines.awaitTermination(5, TimeUnit.SECONDS));
         }
     }
+
+    /**
+     * The gauges are read by a metrics scrape thread while the owner changes them. Each round the owner fills the pool
+     * and queues waiters, then waits until the reader has seen exactly those values through the getters alone (no
+     * other synchronisation), then drains. The reader checks that every value it ever reads is one the pool can have.
+     */
+    @Test
+    @Timeout(60)
+    void shouldPublishInFlightAndWaitingToAnotherThread() throws Exception {
+        int max = 4;
+        int queued = 8;
+        int rounds = 200;
+        ExecutorService ownerThread = Executors.newSingleThreadExecutor();
+        try {
+            AsyncJobPool pool = new AsyncJobPool(max, ownerThread);
+            CountDownLatch[] seenFull = new CountDownLatch[rounds];
+            for (int r = 0; r < rounds; r++) {
+                seenFull[r] = new CountDownLatch(1);
+            }
+            AtomicInteger round = new AtomicInteger();
+            List<String> badReads = new java.util.concurrent.CopyOnWriteArrayList<>();
+            Thread reader = new Thread(() -> {
+                for (int r = 0; r < rounds; r++) {
+                    while (true) {
+                        int inFlight = pool.inFlight();
+                        int waiting = pool.waiting();
+                        if (inFlight < 0 || inFlight > max || waiting < 0 || waiting > queued) {
+                            badReads.add("inFlight=" + inFlight + " waiting=" + waiting);
+                        }
+                        if (inFlight == max && waiting == queued) {
+                            break;
+                        }
+                        Thread.onSpinWait();
+                    }
+                    seenFull[r].countDown();
+                    while (round.get() == r) {
+                        Thread.onSpinWait(); // until the owner has drained this round
+                    }
+                }
+            }, "scrape");
+            reader.setDaemon(true);
+            reader.start();
+            for (int r = 0; r < rounds; r++) {
+                int k = r;
+                List<AsyncJob<String>> jobs = CompletableFuture.supplyAsync(() -> {
+                    List<AsyncJob<String>> started = new ArrayList<>();
+                    for (int i = 0; i < max; i++) {
+                        AsyncJob<String> j = new AsyncJob<>(pool, new AsyncWaitCtx(), job -> { });
+                        assertEquals(AsyncStartResult.PAUSE, j.start());
+                        started.add(j);
+                    }
+                    for (int i = 0; i < queued; i++) {
+                        pool.awaitSlot(() -> { }); // waiters that no longer need their slot
+                    }
+                    return started;
+                }, ownerThread).get(10, TimeUnit.SECONDS);
+                assertTrue(seenFull[k].await(30, TimeUnit.SECONDS), "round " + k + ": the scrape thread never saw "
+                        + max + " in flight and " + queued + " waiting");
+                CompletableFuture.runAsync(() -> jobs.forEach(AsyncJob::abandon), ownerThread).get(10, TimeUnit.SECONDS);
+                // The drain runs on the owner after the abandons; wait for it there.
+                CompletableFuture.runAsync(() -> { }, ownerThread).get(10, TimeUnit.SECONDS);
+                assertEquals(0, (int) CompletableFuture.supplyAsync(pool::waiting, ownerThread).get());
+                round.incrementAndGet();
+            }
+            reader.join(10_000);
+            assertFalse(reader.isAlive());
+            assertEquals(List.of(), badReads);
+            assertEquals(0, pool.inFlight());
+            assertEquals(0, pool.waiting());
+        } finally {
+            ownerThread.shutdownNow();
+        }
+    }
 }

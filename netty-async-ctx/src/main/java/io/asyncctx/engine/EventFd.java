@@ -4,6 +4,8 @@ import io.netty.channel.epoll.Native;
 import io.netty.channel.unix.FileDescriptor;
 
 import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
@@ -116,6 +118,24 @@ public final class EventFd implements AutoCloseable {
             return true;
         } catch (RuntimeException e) {
             return false; // EAGAIN: nothing was pending
+        }
+    }
+
+    /**
+     * Reads an eventfd's counter to zero and returns it: the number of signals since the last read (each
+     * {@link #signal()} adds one). For a waiter that accounts for its signals; {@link #drain(int)} when the number does
+     * not matter.
+     *
+     * @param fd a view of the eventfd (not closed by this call)
+     * @param scratch a direct buffer of at least 8 bytes, used by the calling thread only
+     * @return the counter, 0 when nothing was pending (EAGAIN) or the read failed
+     */
+    public static long drainCount(FileDescriptor fd, ByteBuffer scratch) {
+        try {
+            int n = fd.read(scratch, 0, 8);
+            return n == 8 ? scratch.order(ByteOrder.nativeOrder()).getLong(0) : 0;
+        } catch (IOException e) {
+            return 0; // the fd is going away; its registration is cancelled elsewhere
         }
     }
 

@@ -1,27 +1,22 @@
 package io.asyncctx.netty;
 
-import io.asyncctx.AsyncCallback;
 import io.asyncctx.AsyncEngineException;
 import io.asyncctx.AsyncJob;
 import io.asyncctx.AsyncJobPool;
 import io.asyncctx.AsyncStartResult;
 import io.asyncctx.AsyncStatus;
 import io.asyncctx.AsyncWaitCtx;
-import io.asyncctx.ChangedFds;
 import io.asyncctx.engine.AsyncEngine;
 import io.asyncctx.engine.EngineSession;
 import io.asyncctx.engine.KeyOperation;
 import io.netty.channel.IoEventLoop;
 import io.netty.util.concurrent.Future;
 import io.netty.util.concurrent.Promise;
-import io.netty.util.concurrent.ScheduledFuture;
 
 import java.nio.channels.ClosedChannelException;
 import java.util.Arrays;
 import java.util.Objects;
 import java.util.concurrent.RejectedExecutionException;
-import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicIntegerFieldUpdater;
 
 /**
  * One connection's offload state: its {@link AsyncWaitCtx}, its {@link EngineSession} and the operation in flight.
@@ -44,18 +39,19 @@ import java.util.concurrent.atomic.AtomicIntegerFieldUpdater;
  * job in flight, releases the ctx's wait fds from the loop and closes the ctx (whose cleanup closes the engine's fds)
  * once every released registration has really left the loop. When the loop shuts down, its open connections are
  * closed for you.
+ *
+ * <p><b>Structure.</b> This class is the job flow: start, pause, resume, EAGAIN retry, deadline, fallback and close of
+ * the one operation in flight, as transitions over the same few fields. Each other concern is a collaborator with its
+ * own tests: {@link ConnectionWaitFds} (the wait fds in the loop's registry), {@link OperationTimers} (deadline and
+ * EAGAIN backoff), {@link EngineRouter} (primary or fallback, health), {@link CallbackWakeups} (the callback path and
+ * its spurious count) and {@link OperationRecorder} (metrics and JFR). It stays above the ~450-line guide because the
+ * transitions share the operation's state and must be read together (each failure path decides whether the fallback
+ * runs, what is cancelled and what is counted); about half of its lines are the javadoc of its public methods.
  */
 public final class AsyncOffloadConnection implements AutoCloseable {
 
     private static final System.Logger LOG = System.getLogger(AsyncOffloadConnection.class.getName());
-
-    private static final AtomicIntegerFieldUpdater<AsyncOffloadConnection> CALLBACK_SCHEDULED =
-            AtomicIntegerFieldUpdater.newUpdater(AsyncOffloadConnection.class, "callbackScheduled");
-
-    /** The ctx callback: hands the resume to the loop and returns (deduplicated while a resume is queued). */
     private static final java.util.concurrent.atomic.AtomicLong IDS = new java.util.concurrent.atomic.AtomicLong();
-
-    private static final AsyncCallback CALLBACK = arg -> ((AsyncOffloadConnection) arg).onCallback();
 
     private final IoEventLoop loop;
     private final LoopState loopState;
@@ -64,42 +60,27 @@ public final class AsyncOffloadConnection implements AutoCloseable {
     private final OffloadConfig config;
     private final OffloadConfig.Notify notify;
     private final AsyncWaitCtx ctx;
-    private final EngineSession session;
-    private final AsyncEngine fallback;
-    private EngineSession fallbackSession;
+    private final EngineRouter router;
+    private final ConnectionWaitFds waitFds;
+    private final OperationTimers timers;
     private final AsyncJobPool pool;
-    private final Runnable callbackTask = this::onCallbackTask;
+    /** Callback path: the ctx callback's argument; hands resumes to the loop. Null on the fd path. */
+    private final CallbackWakeups callbackWakeups;
     /** Fd path: the job's resume listener, run on the completing thread; queues this connection for the wake-up. */
     private final Runnable markReady = this::markReady;
     private final long id = IDS.incrementAndGet();
-    private final OffloadMetrics.Recorder recorder;
-    private OffloadMetrics.Recorder fallbackRecorder;
-    /** When the operation in flight first paused ({@link System#nanoTime()}), or 0. */
-    private long pausedAtNanos;
+    private final OperationRecorder recorder;
 
     // The operation in flight (all null when idle).
     private KeyOperation op;
     private Promise<byte[]> promise;
     private AsyncJob<byte[]> job;
     private Runnable slotWaiter;
-    private ScheduledFuture<?> timeoutFuture;
-    private ScheduledFuture<?> retryFuture;
-    private int eagainRetries;
     /** The session that runs the current job (the primary's or the fallback's). */
     private EngineSession jobSession;
-    private boolean onFallback;
-    private Throwable primaryFailure;
-
-    // The fds this connection waits on in the loop's registry.
-    private int[] fds = new int[2];
-    private int fdCount;
 
     private boolean closed;
     private boolean ctxClosed;
-    /** Released registrations not yet removed from the loop, plus one while close() runs. */
-    private int pendingUnregisters;
-
-    private volatile int callbackScheduled;
 
     // Counters for tests and metrics (loop thread).
     private int resumes;
@@ -113,16 +94,20 @@ public final class AsyncOffloadConnection implements AutoCloseable {
         this.engine = engine;
         this.config = config;
         this.notify = notify;
-        this.fallback = config.fallbackEngine();
+        this.waitFds = new ConnectionWaitFds(registry, this);
+        this.timers = new OperationTimers(loop, config);
         this.pool = loopState.pool(config.maxJobsPerLoop());
-        this.recorder = loopState.recorder(config.metrics(), engine);
+        this.recorder = new OperationRecorder(loopState, config.metrics(), engine, id);
+        this.callbackWakeups = notify == OffloadConfig.Notify.CALLBACK
+                ? new CallbackWakeups(loop, () -> closed, this::resumeIfReady, this::onSpuriousWakeup) : null;
         AsyncWaitCtx c = new AsyncWaitCtx();
         boolean success = false;
         try {
             if (notify == OffloadConfig.Notify.CALLBACK) {
-                c.setCallback(CALLBACK, this);
+                c.setCallback(CallbackWakeups.CALLBACK, callbackWakeups);
             }
-            this.session = Objects.requireNonNull(engine.newSession(c, loop), "engine.newSession returned null");
+            EngineSession session = Objects.requireNonNull(engine.newSession(c, loop), "engine.newSession returned null");
+            this.router = new EngineRouter(engine, session, config.fallbackEngine(), loopState.health(engine), config);
             success = true;
         } finally {
             if (!success) {
@@ -193,33 +178,29 @@ public final class AsyncOffloadConnection implements AutoCloseable {
                     + "next one after its future completes"));
             return p;
         }
-        long timeoutNanos = config.operationTimeout().toNanos();
-        if (timeoutNanos > 0) {
-            try {
-                timeoutFuture = loop.schedule(() -> onTimeout(p), timeoutNanos, TimeUnit.NANOSECONDS);
-            } catch (RejectedExecutionException e) {
-                p.setFailure(new ClosedChannelException()); // the loop is shutting down
-                return p;
-            }
+        try {
+            timers.startDeadline(() -> onTimeout(p));
+        } catch (RejectedExecutionException e) {
+            p.setFailure(new ClosedChannelException()); // the loop is shutting down
+            return p;
         }
         op = operation;
         promise = p;
-        if (fallback != null && loopState.health(engine).skipPrimary(config, System.nanoTime())) {
+        if (router.skipPrimary(System.nanoTime())) {
             loopState.primarySkips++;
             runOnFallback(null);
         } else {
-            runOn(session, false);
+            runOn(router.usePrimary());
         }
         return p;
     }
 
     /** Starts the operation in flight as a new job on {@code s}. */
-    private void runOn(EngineSession s, boolean viaFallback) {
+    private void runOn(EngineSession s) {
         KeyOperation operation = op;
         jobSession = s;
-        onFallback = viaFallback;
-        eagainRetries = 0;
-        pausedAtNanos = 0;
+        timers.newAttempt();
+        recorder.reset();
         job = new AsyncJob<>(pool, ctx, j -> s.submit(j, operation));
         if (notify == OffloadConfig.Notify.FD) {
             job.setResumeListener(markReady);
@@ -229,28 +210,16 @@ public final class AsyncOffloadConnection implements AutoCloseable {
 
     /** Runs the operation in flight on the fallback engine ({@code cause}: why the primary was left, or null). */
     private void runOnFallback(Throwable cause) {
-        primaryFailure = cause;
-        EngineSession fs = fallbackSession;
-        if (fs == null) {
-            try {
-                fs = Objects.requireNonNull(fallback.newSession(ctx, loop), "fallback newSession returned null");
-            } catch (RuntimeException e) {
-                AsyncEngineException failure = new AsyncEngineException("could not open a session of fallback "
-                        + "engine '" + fallback.name() + "': " + e, e);
-                if (cause != null) {
-                    failure.addSuppressed(cause);
-                }
-                fail(failure);
-                return;
-            }
-            fallbackSession = fs;
+        EngineSession fs;
+        try {
+            fs = router.useFallback(ctx, loop, cause);
+        } catch (AsyncEngineException failure) {
+            fail(failure);
+            return;
         }
         loopState.fallbackOperations++;
-        recorder.fallback();
-        if (fallbackRecorder == null) {
-            fallbackRecorder = loopState.recorder(config.metrics(), fallback);
-        }
-        runOn(fs, true);
+        recorder.fallback(router.fallback());
+        runOn(fs);
     }
 
     /**
@@ -258,15 +227,12 @@ public final class AsyncOffloadConnection implements AutoCloseable {
      * the primary failed and there is one, else fail it.
      */
     private void onEngineFailure(Throwable cause) {
-        if (!onFallback) {
+        if (!router.onFallback()) {
             loopState.primaryFailures++;
-            loopState.health(engine).onFailure(config, System.nanoTime());
         }
-        if (fallback == null || onFallback || closed || promise == null) {
-            if (onFallback && primaryFailure != null) {
-                cause.addSuppressed(primaryFailure);
-            }
-            fail(cause);
+        router.attemptFailed(System.nanoTime());
+        if (!router.canFallBack() || closed || promise == null) {
+            fail(router.finalFailure(cause));
             return;
         }
         job = null;
@@ -274,11 +240,11 @@ public final class AsyncOffloadConnection implements AutoCloseable {
     }
 
     private AsyncEngine currentEngine() {
-        return onFallback ? fallback : engine;
+        return router.current();
     }
 
     private OffloadMetrics.Recorder currentRecorder() {
-        return onFallback && fallbackRecorder != null ? fallbackRecorder : recorder;
+        return recorder.current(router.onFallback());
     }
 
     /**
@@ -303,16 +269,9 @@ public final class AsyncOffloadConnection implements AutoCloseable {
         closed = true;
         loopState.remove(this);
         failInFlight(new ClosedChannelException());
-        closeSessions();
-        pendingUnregisters++; // held while releasing, so a synchronous unregistered() cannot close the ctx early
-        for (int i = 0; i < fdCount; i++) {
-            pendingUnregisters++;
-            if (!registry.release(this, fds[i])) {
-                pendingUnregisters--;
-            }
-        }
-        fdCount = 0;
-        if (--pendingUnregisters == 0) {
+        registry.dropReady(this);
+        router.close();
+        if (waitFds.releaseAll()) {
             closeCtx();
         } else {
             loopState.addClosing(this);
@@ -365,11 +324,14 @@ public final class AsyncOffloadConnection implements AutoCloseable {
         return spuriousWakeups;
     }
 
+    /** The connection's wait-fd set. Loop thread; for tests. */
+    ConnectionWaitFds waitFdSet() {
+        return waitFds;
+    }
+
     /** The fds this connection waits on, sorted. Loop thread; for tests. */
     int[] waitFds() {
-        int[] copy = Arrays.copyOf(fds, fdCount);
-        Arrays.sort(copy);
-        return copy;
+        return waitFds.sorted();
     }
 
     // ---- job flow (loop thread) ----
@@ -387,15 +349,22 @@ public final class AsyncOffloadConnection implements AutoCloseable {
         } else {
             currentRecorder().jobStarted();
         }
-        onResult(r);
+        onResult(r, true);
     }
 
-    private void onResult(AsyncStartResult r) {
+    /**
+     * @param ranOperation true when {@code r} comes from a run of the operation (a start, or a resume after EAGAIN),
+     *     false when from a resume for a completion that was signalled
+     */
+    private void onResult(AsyncStartResult r, boolean ranOperation) {
         AsyncJob<byte[]> j = job;
         if (r != AsyncStartResult.NO_JOBS && r != AsyncStartResult.PAUSE) {
             // The operation may have changed the ctx's fds before it finished (a retry that completed at once): keep
             // the registry in step, so that nothing stale stays registered. A failure here is for the next pause.
             syncWaitFds(false);
+            if (ranOperation) {
+                expectLateSignal();
+            }
         }
         switch (r) {
             case FINISH -> {
@@ -421,20 +390,10 @@ public final class AsyncOffloadConnection implements AutoCloseable {
             scheduleRetry(j);
             return;
         }
-        if (pausedAtNanos == 0) {
-            pausedAtNanos = System.nanoTime();
-            currentRecorder().jobPaused();
-            OffloadJfrEvents.JobPause event = new OffloadJfrEvents.JobPause();
-            if (event.isEnabled()) {
-                event.connectionId = id;
-                event.engine = currentEngine().name();
-                event.operation = String.valueOf(op);
-                event.commit();
-            }
-        }
-        if (status != AsyncStatus.OK && (fdCount == 0 || !registry.supportsFds())) {
+        recorder.paused(router.onFallback(), currentEngine(), op);
+        if (status != AsyncStatus.OK && (waitFds.count() == 0 || !registry.supportsFds())) {
             if (j.isCompletionPending()) {
-                resumeIfCompleted();
+                resumeIfReady();
                 return;
             }
             abandonAndFail(new AsyncEngineException("engine '" + currentEngine().name()
@@ -450,54 +409,15 @@ public final class AsyncOffloadConnection implements AutoCloseable {
      * operation has failed when {@code failOnError}.
      */
     private boolean syncWaitFds(boolean failOnError) {
-        if (!registry.supportsFds() || (ctx.numAddedFds() == 0 && ctx.numDeletedFds() == 0)) {
+        ConnectionWaitFds.Failure f = waitFds.sync(ctx);
+        if (f == null) {
             return true;
         }
-        ChangedFds changed = ctx.getChangedFds();
-        for (int fd : changed.deleted()) {
-            releaseFd(fd);
+        if (failOnError) {
+            abandonAndFail(new AsyncEngineException("could not wait on fd " + f.fd() + " of engine '"
+                    + currentEngine().name() + "' on " + loop + ": " + f.cause(), f.cause()));
         }
-        for (int fd : changed.added()) {
-            if (indexOfFd(fd) >= 0) {
-                continue;
-            }
-            Throwable failure = registry.acquire(this, fd);
-            if (failure != null) {
-                if (!failOnError) {
-                    return false;
-                }
-                abandonAndFail(new AsyncEngineException("could not wait on fd " + fd + " of engine '"
-                        + currentEngine().name()
-                        + "' on " + loop + ": " + failure, failure));
-                return false;
-            }
-            if (fdCount == fds.length) {
-                fds = Arrays.copyOf(fds, fdCount * 2);
-            }
-            fds[fdCount++] = fd;
-        }
-        return true;
-    }
-
-    private void releaseFd(int fd) {
-        int i = indexOfFd(fd);
-        if (i < 0) {
-            return;
-        }
-        fds[i] = fds[--fdCount];
-        pendingUnregisters++;
-        if (!registry.release(this, fd)) {
-            pendingUnregisters--;
-        }
-    }
-
-    private int indexOfFd(int fd) {
-        for (int i = 0; i < fdCount; i++) {
-            if (fds[i] == fd) {
-                return i;
-            }
-        }
-        return -1;
+        return false;
     }
 
     private void queueForSlot(AsyncJob<byte[]> j) {
@@ -515,33 +435,28 @@ public final class AsyncOffloadConnection implements AutoCloseable {
     }
 
     private void scheduleRetry(AsyncJob<byte[]> j) {
-        if (eagainRetries >= config.eagainMaxRetries()) {
+        if (timers.retriesExhausted()) {
+            int retries = timers.retries();
             abandonJob();
             currentRecorder().jobFailed(OffloadMetrics.FailureCause.EAGAIN_EXHAUSTED);
             onEngineFailure(new AsyncEngineException("engine '" + currentEngine().name() + "' answered EAGAIN "
-                    + "(cannot take the operation now) " + (eagainRetries + 1) + " times; gave up after "
-                    + eagainRetries + " retries (raise eagainMaxRetries or the engine's capacity)"));
+                    + "(cannot take the operation now) " + (retries + 1) + " times; gave up after "
+                    + retries + " retries (raise eagainMaxRetries or the engine's capacity)"));
             return;
         }
-        long delay = config.eagainInitialBackoff().toNanos();
-        long max = config.eagainMaxBackoff().toNanos();
-        for (int i = 0; i < eagainRetries && delay < max; i++) {
-            delay = Math.min(delay * 2, max);
-        }
-        eagainRetries++;
         currentRecorder().eagainRetry();
-        retryFuture = loop.schedule(() -> onRetry(j), delay, TimeUnit.NANOSECONDS);
+        timers.scheduleRetry(() -> onRetry(j));
     }
 
     private void onRetry(AsyncJob<byte[]> j) {
         if (closed || job != j) {
             return;
         }
-        retryFuture = null;
+        timers.retryRan();
         AsyncJob.State s = j.state();
         if (s == AsyncJob.State.PAUSED || s == AsyncJob.State.RESUMING) {
             resumes++;
-            onResult(j.resume());
+            onResult(j.resume(), true);
         }
     }
 
@@ -549,12 +464,12 @@ public final class AsyncOffloadConnection implements AutoCloseable {
         if (promise != p) {
             return;
         }
-        timeoutFuture = null;
+        timers.deadlinePassed();
         loopState.operationTimeouts++;
         currentRecorder().jobFailed(OffloadMetrics.FailureCause.DEADLINE);
         boolean engineHadIt = job != null && job.state() != AsyncJob.State.NEW;
-        if (!onFallback && engineHadIt) {
-            loopState.health(engine).onFailure(config, System.nanoTime()); // not the engine's fault while queued
+        if (engineHadIt) {
+            router.attemptFailed(System.nanoTime()); // not the engine's fault while queued
         }
         String what = engineHadIt ? "engine '" + currentEngine().name() + "' did not complete " + op
                 : op + " waited for a free job (maxJobsPerLoop " + config.maxJobsPerLoop() + ") and did not reach "
@@ -566,30 +481,34 @@ public final class AsyncOffloadConnection implements AutoCloseable {
 
     // ---- resume paths (loop thread) ----
 
-    /** Resumes the job when its completion has arrived; otherwise a spurious wake-up, nothing happens. Loop thread. */
-    void resumeIfCompleted() {
-        if (!resumeIfReady()) {
-            spuriousWakeups++;
-            recorder.spuriousWakeup();
+    /**
+     * The job's operation ran and ended at once (its engine completed before the job could pause): the engine signals
+     * that completion all the same (OpenSSL's engines do), so the wake-up it causes will find nothing to do and is
+     * not spurious. Counted here so that it is not taken for one: per connection on the callback path, per loop on
+     * the fd path (several connections may share the fd).
+     */
+    private void expectLateSignal() {
+        AsyncStatus status = ctx.getStatus();
+        if (notify == OffloadConfig.Notify.CALLBACK) {
+            if (status == AsyncStatus.OK) {
+                callbackWakeups.expectLateCallback(); // the engine was told to call back: it does so after completing
+            }
+        } else if (waitFds.count() > 0 && status != AsyncStatus.EAGAIN && status != AsyncStatus.ERR) {
+            registry.expectSignal();
         }
     }
 
-    private void recordResume() {
-        if (pausedAtNanos == 0) {
-            return;
-        }
-        long paused = System.nanoTime() - pausedAtNanos;
-        currentRecorder().jobResumed(paused);
-        OffloadJfrEvents.JobResume event = new OffloadJfrEvents.JobResume();
-        if (event.isEnabled()) {
-            event.connectionId = id;
-            event.engine = currentEngine().name();
-            event.pausedNanos = paused;
-            event.outcome = job != null && job.isCompletionPending() ? "completed" : "retry";
-            event.commit();
-        }
+    /** A wake-up for this connection found nothing to do: counted and recorded. Loop thread. */
+    void onSpuriousWakeup() {
+        spuriousWakeups++;
+        recorder.primary().spuriousWakeup();
     }
 
+    /**
+     * Completing thread: queues this connection for the wake-up its engine's fd signal is about to cause. (A
+     * completion that races with {@link #close()} may queue it after the close dropped its entries; the signal that
+     * follows takes it out again.)
+     */
     private void markReady() {
         registry.markReady(this);
     }
@@ -607,8 +526,8 @@ public final class AsyncOffloadConnection implements AutoCloseable {
             return false;
         }
         resumes++;
-        recordResume();
-        onResult(j.resume());
+        recorder.resumed(router.onFallback(), currentEngine(), true);
+        onResult(j.resume(), false);
         return true;
     }
 
@@ -622,36 +541,15 @@ public final class AsyncOffloadConnection implements AutoCloseable {
 
     /** One registration this connection released has left the loop. Loop thread. */
     void onUnregistered() {
-        if (--pendingUnregisters == 0 && closed) {
+        if (waitFds.onUnregistered() && closed) {
             closeCtx();
         }
-    }
-
-    /** Any thread: the ctx callback. */
-    private int onCallback() {
-        if (!CALLBACK_SCHEDULED.compareAndSet(this, 0, 1)) {
-            return 1; // a resume is queued already; it will see this completion
-        }
-        try {
-            loop.execute(callbackTask);
-            return 1;
-        } catch (RejectedExecutionException e) {
-            callbackScheduled = 0;
-            return 0; // the loop is shutting down; its shutdown closes this connection
-        }
-    }
-
-    private void onCallbackTask() {
-        callbackScheduled = 0;
-        resumeIfCompleted();
     }
 
     // ---- endings (loop thread) ----
 
     private void succeed(byte[] result) {
-        if (!onFallback) {
-            loopState.health(engine).onSuccess();
-        }
+        router.attemptSucceeded();
         Promise<byte[]> p = clearOperation();
         if (p != null) {
             p.trySuccess(result);
@@ -699,23 +597,14 @@ public final class AsyncOffloadConnection implements AutoCloseable {
     /** Forgets the operation in flight (before completing its promise, whose listeners may submit the next one). */
     private Promise<byte[]> clearOperation() {
         Promise<byte[]> p = promise;
-        if (timeoutFuture != null) {
-            timeoutFuture.cancel(false);
-            timeoutFuture = null;
-        }
-        if (retryFuture != null) {
-            retryFuture.cancel(false);
-            retryFuture = null;
-        }
+        timers.cancel();
         promise = null;
         op = null;
         job = null;
-        pausedAtNanos = 0;
+        recorder.reset();
         slotWaiter = null;
-        eagainRetries = 0;
         jobSession = null;
-        onFallback = false;
-        primaryFailure = null;
+        router.reset();
         return p;
     }
 
@@ -724,21 +613,6 @@ public final class AsyncOffloadConnection implements AutoCloseable {
             cause = new AsyncEngineException("no cause recorded");
         }
         return new AsyncEngineException("engine '" + currentEngine().name() + "' failed " + op + ": " + cause, cause);
-    }
-
-    private void closeSessions() {
-        try {
-            session.close();
-        } catch (RuntimeException e) {
-            LOG.log(System.Logger.Level.DEBUG, "engine session close failed", e);
-        }
-        if (fallbackSession != null) {
-            try {
-                fallbackSession.close();
-            } catch (RuntimeException e) {
-                LOG.log(System.Logger.Level.DEBUG, "fallback engine session close failed", e);
-            }
-        }
     }
 
     private void closeCtx() {
@@ -765,7 +639,7 @@ public final class AsyncOffloadConnection implements AutoCloseable {
             if (p != null) {
                 p.tryFailure(new ClosedChannelException());
             }
-            closeSessions();
+            router.close();
         }
         // The loop's epoll set or ring is gone with it: no registration can outlive it.
         closeCtx();

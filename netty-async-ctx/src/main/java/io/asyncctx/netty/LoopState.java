@@ -17,7 +17,8 @@ import java.util.concurrent.ConcurrentHashMap;
  *
  * <p><b>Threading.</b> Created and changed on the loop's thread only. The counters ({@link #openConnections},
  * {@link WaitFdRegistry#registeredCount()}, the operation counters) are volatile, written by the loop only and may be
- * read from any thread; the pool counters are exact only when read on the loop.
+ * read from any thread; the pool gauges ({@link AsyncJobPool#inFlight()}, {@link AsyncJobPool#waiting()}) are
+ * published by the loop with release stores and may be read from any thread too.
  *
  * <p><b>Shutdown.</b> When the loop shuts down, a shutdown hook (on the loop) closes every open connection: their jobs
  * are abandoned, their promises fail, their fds are released and their ctxs closed. Anything left when the loop has

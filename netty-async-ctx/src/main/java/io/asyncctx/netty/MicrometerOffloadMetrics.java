@@ -3,12 +3,14 @@ package io.asyncctx.netty;
 import io.asyncctx.engine.AsyncEngine;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.Gauge;
+import io.micrometer.core.instrument.Meter;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Tags;
 import io.micrometer.core.instrument.Timer;
 import io.netty.channel.IoEventLoop;
 
 import java.util.EnumMap;
+import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.concurrent.ConcurrentHashMap;
@@ -21,6 +23,11 @@ import java.util.concurrent.TimeUnit;
  *
  * <p>Threading: thread-safe. Meters are created when a loop first offloads for an engine; after that, recording is a
  * counter increment or a timer record on the loop's thread, with no lookup.
+ *
+ * <p>Lifetime: a loop's gauges are removed from the registry when the loop terminates (its termination future), and
+ * this object then holds nothing of the loop: a group that was shut down can be collected. The gauges themselves hold
+ * their loop weakly (Micrometer's default). The counters and timers of a terminated loop stay in the registry with
+ * their totals.
  */
 public final class MicrometerOffloadMetrics implements OffloadMetrics {
 
@@ -28,7 +35,8 @@ public final class MicrometerOffloadMetrics implements OffloadMetrics {
     public static final String PREFIX = "asyncctx.";
 
     private final MeterRegistry registry;
-    private final Map<IoEventLoop, Boolean> loopGauges = new ConcurrentHashMap<>();
+    /** The gauges of each live loop; an entry leaves when its loop terminates. */
+    private final Map<IoEventLoop, List<Meter>> loopGauges = new ConcurrentHashMap<>();
 
     /** Records into {@code registry}. */
     public MicrometerOffloadMetrics(MeterRegistry registry) {
@@ -38,19 +46,40 @@ public final class MicrometerOffloadMetrics implements OffloadMetrics {
     @Override
     public Recorder recorder(AsyncEngine engine, IoEventLoop loop) {
         String loopName = Thread.currentThread().getName();
+        boolean[] created = new boolean[1];
         loopGauges.computeIfAbsent(loop, l -> {
+            created[0] = true;
             Tags t = Tags.of("loop", loopName);
-            Gauge.builder(PREFIX + "jobs.inflight", l, AsyncOffloadLoops::jobsInFlight).tags(t)
-                    .description("Jobs started and not yet ended on this event loop").register(registry);
-            Gauge.builder(PREFIX + "jobs.waiting", l, AsyncOffloadLoops::jobsWaiting).tags(t)
-                    .description("Operations waiting for a free job (NO_JOBS)").register(registry);
-            Gauge.builder(PREFIX + "ctx.live", l, AsyncOffloadLoops::openConnections).tags(t)
-                    .description("Live AsyncWaitCtx (open offload connections)").register(registry);
-            Gauge.builder(PREFIX + "waitfds.registered", l, AsyncOffloadLoops::registeredWaitFds).tags(t)
-                    .description("Wait fds registered with this event loop").register(registry);
-            return Boolean.TRUE;
+            return List.of(
+                    Gauge.builder(PREFIX + "jobs.inflight", l, AsyncOffloadLoops::jobsInFlight).tags(t)
+                            .description("Jobs started and not yet ended on this event loop").register(registry),
+                    Gauge.builder(PREFIX + "jobs.waiting", l, AsyncOffloadLoops::jobsWaiting).tags(t)
+                            .description("Operations waiting for a free job (NO_JOBS)").register(registry),
+                    Gauge.builder(PREFIX + "ctx.live", l, AsyncOffloadLoops::openConnections).tags(t)
+                            .description("Live AsyncWaitCtx (open offload connections)").register(registry),
+                    Gauge.builder(PREFIX + "waitfds.registered", l, AsyncOffloadLoops::registeredWaitFds).tags(t)
+                            .description("Wait fds registered with this event loop").register(registry));
         });
+        if (created[0]) {
+            // Outside computeIfAbsent: a loop that has terminated already runs the listener at once.
+            loop.terminationFuture().addListener(f -> removeGauges(loop));
+        }
         return new MicrometerRecorder(registry, Tags.of("engine", engine.name(), "loop", loopName));
+    }
+
+    /** Any thread: {@code loop} has terminated; forget it and remove its gauges. */
+    private void removeGauges(IoEventLoop loop) {
+        List<Meter> gauges = loopGauges.remove(loop);
+        if (gauges != null) {
+            for (Meter m : gauges) {
+                registry.remove(m);
+            }
+        }
+    }
+
+    /** Loops whose gauges this object holds (live loops that have offloaded). Any thread; for tests. */
+    int loopsHeld() {
+        return loopGauges.size();
     }
 
     /** One engine on one loop. Loop thread only. */
@@ -85,7 +114,7 @@ public final class MicrometerOffloadMetrics implements OffloadMetrics {
             fallbacks = Counter.builder(PREFIX + "fallbacks").tags(t)
                     .description("Operations moved to the fallback engine").register(r);
             spurious = Counter.builder(PREFIX + "wakeups.spurious").tags(t)
-                    .description("Wake-ups that found no completion").register(r);
+                    .description("Wake-ups that found nothing to do (no completion, no late signal owed)").register(r);
             inline = Counter.builder(PREFIX + "operations.inline").tags(t)
                     .description("Operations signed inline on the event loop").register(r);
             pause = Timer.builder(PREFIX + "pause.duration").tags(t).publishPercentileHistogram()

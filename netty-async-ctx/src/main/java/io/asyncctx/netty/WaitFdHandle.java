@@ -145,10 +145,11 @@ abstract class WaitFdHandle implements io.netty.channel.IoHandle {
             if (cancelled) {
                 return;
             }
-            int res = event.res();
+            int res = registry.pollResult(event.res());
             if (res < 0) {
-                // The poll failed (not cancelled by us): the fd is unusable. Fail the waiters rather than spin.
-                registry.onPollFailed(entry, res);
+                // The poll failed (not cancelled by us): the registry re-creates the registration a bounded number of
+                // times, then fails the waiters; never re-armed here, so a broken fd cannot spin the loop.
+                registry.onPollFailed(this, res);
                 return;
             }
             registry.onReadable(entry);

@@ -1,10 +1,12 @@
 package io.asyncctx.netty;
 
 import io.asyncctx.engine.EventFd;
+import io.netty.channel.unix.FileDescriptor;
 import io.netty.channel.IoEventLoop;
 import io.netty.channel.IoRegistration;
 import io.netty.util.concurrent.Future;
 
+import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.LinkedHashSet;
@@ -33,12 +35,17 @@ final class WaitFdRegistry {
     /** One fd number: who waits on it and its current registration. */
     static final class Entry {
         final int fd;
+        /** A view of the fd for reading its counter; never closed through this object. */
+        final FileDescriptor view;
         final LinkedHashSet<AsyncOffloadConnection> waiters = new LinkedHashSet<>();
         /** The live or cancelling registration, null when none. */
         WaitFdHandle handle;
+        /** io_uring: polls of this fd that failed in a row (0 after a poll that succeeded, or a fresh registration). */
+        int pollFailures;
 
         Entry(int fd) {
             this.fd = fd;
+            this.view = new FileDescriptor(fd);
         }
     }
 
@@ -52,8 +59,24 @@ final class WaitFdRegistry {
      */
     private final java.util.concurrent.ConcurrentLinkedQueue<AsyncOffloadConnection> ready =
             new java.util.concurrent.ConcurrentLinkedQueue<>();
+    /** io_uring: how many times a registration whose poll failed is re-created before its waiters are failed. */
+    static final int MAX_POLL_RETRIES = 3;
+
     private volatile int registered;
+    /** Registrations re-created after a failed poll. Loop thread. */
+    private long pollRetries;
+    /** Test seam: rewrites an io_uring poll's result (to inject errors). Loop thread; null in production. */
+    java.util.function.IntUnaryOperator pollResultHook;
     private long readableEvents;
+    /** Reads the eventfd counters (loop thread only). */
+    private final ByteBuffer counter = ByteBuffer.allocateDirect(8);
+    /**
+     * Completions taken whose fd signal may still arrive: connections taken from the ready queue (their completing
+     * thread queues them before it writes the fd) and jobs that finished before they paused (their engine writes the
+     * fd all the same). A wake-up that resumes nothing is spurious only when it drained more signals than these.
+     */
+    private long owedSignals;
+    private long spuriousWakeups;
     private boolean shuttingDown;
 
     WaitFdRegistry(IoEventLoop loop) {
@@ -102,6 +125,16 @@ final class WaitFdRegistry {
         return readableEvents;
     }
 
+    /** Wake-ups that drained a signal no completion accounts for and resumed nothing. Loop thread. */
+    long spuriousWakeups() {
+        return spuriousWakeups;
+    }
+
+    /** A job finished before it paused; its engine will still signal the fd. Loop thread. */
+    void expectSignal() {
+        owedSignals++;
+    }
+
     /** The number of connections waiting on {@code fd}. Loop thread; for tests. */
     int waiters(int fd) {
         Entry e = entries.get(fd);
@@ -123,6 +156,7 @@ final class WaitFdRegistry {
             return null;
         }
         if (e.handle == null) {
+            e.pollFailures = 0; // a new waiter gets fresh attempts, even on an fd whose polls failed before
             Throwable failure = register(e);
             if (failure != null) {
                 e.waiters.remove(conn);
@@ -202,22 +236,81 @@ final class WaitFdRegistry {
     }
 
     /**
+     * Drops {@code c}'s entries from the ready queue: it has closed and needs no resume. Loop thread. Costs one pass
+     * over the ready queue, which holds only completions the loop has not taken yet. Each entry's fd signal is still
+     * to come (or has come): it is owed, not spurious.
+     */
+    void dropReady(AsyncOffloadConnection c) {
+        while (ready.remove(c)) {
+            owedSignals++;
+        }
+    }
+
+    /** Connections queued for the next wake-up. Any thread; for tests. */
+    int readyCount() {
+        return ready.size();
+    }
+
+    /**
      * The fd of {@code e} turned readable: drain it and resume every connection whose job completed. The cost is one
      * step per completion, not per waiter: with one eventfd shared by 10,000 paused connections, a wake-up for one
      * completion touches one connection. Loop thread.
      */
     void onReadable(Entry e) {
         readableEvents++;
-        EventFd.drain(e.fd);
+        e.pollFailures = 0;
+        long signals = EventFd.drainCount(e.view, counter);
+        int resumed = 0;
         for (AsyncOffloadConnection c; (c = ready.poll()) != null; ) {
-            c.resumeIfReady();
+            owedSignals++;
+            if (c.resumeIfReady()) {
+                resumed++;
+            }
+        }
+        long matched = Math.min(signals, owedSignals);
+        owedSignals -= matched;
+        if (resumed == 0 && signals > matched) {
+            spuriousWakeups++;
+            // Recorded against a waiter of the fd (its engine's meters); none when the last one has just left.
+            java.util.Iterator<AsyncOffloadConnection> it = e.waiters.iterator();
+            if (it.hasNext()) {
+                it.next().onSpuriousWakeup();
+            }
         }
     }
 
-    /** An io_uring poll of {@code e}'s fd failed with {@code -errno}: its waiters cannot be woken. Loop thread. */
-    void onPollFailed(Entry e, int res) {
-        Throwable failure = new java.io.IOException("polling wait fd " + e.fd + " failed (errno " + (-res)
-                + "); the engine's fd is unusable");
+    /** The io_uring result of a poll, through the test seam when one is set. Loop thread. */
+    int pollResult(int res) {
+        java.util.function.IntUnaryOperator hook = pollResultHook;
+        return hook == null ? res : hook.applyAsInt(res);
+    }
+
+    /** Registrations re-created after a failed poll on this loop. Loop thread. */
+    long pollRetries() {
+        return pollRetries;
+    }
+
+    /**
+     * An io_uring poll of {@code h}'s fd failed with {@code -errno}. The registration is dead: it is cancelled, and
+     * re-created once it has left the loop ({@link #onUnregistered}), up to {@link #MAX_POLL_RETRIES} times in a row;
+     * then its waiters are failed with the cause, and the fd is registered anew only for a new waiter. Either way no
+     * connection joins the dead registration. Loop thread.
+     */
+    void onPollFailed(WaitFdHandle h, int res) {
+        Entry e = h.entry;
+        if (e.handle != h) {
+            return; // a stale handle
+        }
+        e.pollFailures++;
+        if (e.pollFailures <= MAX_POLL_RETRIES) {
+            pollRetries++;
+            h.cancel(); // onUnregistered registers the fd again for its waiters
+            return;
+        }
+        h.cancel();
+        Throwable failure = new java.io.IOException("polling wait fd " + e.fd + " failed " + e.pollFailures
+                + " times in a row (last errno " + (-res) + "), registration re-created " + MAX_POLL_RETRIES
+                + " times; the engine's fd is unusable (check the engine, or use Notify.CALLBACK)");
         for (AsyncOffloadConnection c : new ArrayList<>(e.waiters)) {
             c.onWaitFdFailed(e.fd, failure);
         }
@@ -241,7 +334,7 @@ final class WaitFdRegistry {
         if (e.handle == null) {
             if (e.waiters.isEmpty()) {
                 entries.remove(e.fd, e);
-            } else if (!shuttingDown) {
+            } else if (!shuttingDown && e.pollFailures <= MAX_POLL_RETRIES) {
                 Throwable failure = register(e);
                 if (failure != null) {
                     for (AsyncOffloadConnection c : new ArrayList<>(e.waiters)) {

@@ -52,6 +52,22 @@ class EventFdTest {
     }
 
     @Test
+    void shouldCountSignalsWhenDrainingWithCount() {
+        java.nio.ByteBuffer scratch = java.nio.ByteBuffer.allocateDirect(8);
+        try (EventFd e = EventFd.create()) {
+            io.netty.channel.unix.FileDescriptor view = new io.netty.channel.unix.FileDescriptor(e.fd());
+            assertEquals(0, EventFd.drainCount(view, scratch), "a new eventfd has nothing pending");
+            for (int i = 0; i < 3; i++) {
+                assertTrue(e.signal());
+            }
+            assertEquals(3, EventFd.drainCount(view, scratch), "three signals, one read");
+            assertEquals(0, EventFd.drainCount(view, scratch));
+            assertTrue(e.signal());
+            assertEquals(1, EventFd.drainCount(view, scratch));
+        }
+    }
+
+    @Test
     void shouldIgnoreSignalAfterCloseAndNotWriteToReusedFdNumber() {
         int before = openFds();
         EventFd a = EventFd.create();

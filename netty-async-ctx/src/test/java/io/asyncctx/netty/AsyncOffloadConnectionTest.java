@@ -79,7 +79,8 @@ class AsyncOffloadConnectionTest {
     @MethodSource("paths")
     void shouldResumeOnLoopThreadExactlyOnceWhenEngineCompletesFromItsThread(Transport t, Notify n) throws Exception {
         IoEventLoop loop = setUp(t, FdMode.PER_CTX);
-        engine.delayMicros = 20_000;
+        // Held until the job has paused, then completed from a thread of its own: no race with a timed delay.
+        engine.behaviour = TestEngine.Behaviour.ON_DEMAND;
         Thread loopThread = onLoop(loop, Thread::currentThread);
         AtomicReference<Thread> listenerThread = new AtomicReference<>();
         AtomicInteger notified = new AtomicInteger();
@@ -87,13 +88,17 @@ class AsyncOffloadConnectionTest {
         assertEquals(n, conn.notifyMode());
         Future<byte[]> f = onLoop(loop, () -> {
             Future<byte[]> fut = conn.submit(op(7));
-            assertTrue(conn.isPaused(), "the job pauses while the engine works");
+            assertTrue(conn.isPaused(), () -> "the job pauses while the engine works: " + fut);
             fut.addListener(x -> {
                 listenerThread.set(Thread.currentThread());
                 notified.incrementAndGet();
             });
             return fut;
         });
+        assertEquals(1, engine.pendingCount());
+        Thread engineThread = new Thread(() -> engine.completeAll(), "engine-thread");
+        engineThread.start();
+        engineThread.join(10_000);
         assertArrayEquals(TestEngine.expected(op(7).input()), f.get(10, TimeUnit.SECONDS));
         await("listener ran", () -> notified.get() == 1);
         assertSame(loopThread, listenerThread.get());

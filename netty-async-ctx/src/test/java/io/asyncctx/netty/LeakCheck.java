@@ -12,6 +12,7 @@ import io.netty.util.ReferenceCountUtil;
 import io.netty.util.ResourceLeakDetector;
 import io.netty.util.ResourceLeakDetectorFactory;
 
+import java.lang.ref.WeakReference;
 import java.lang.reflect.Field;
 import java.util.ArrayList;
 import java.util.List;
@@ -36,11 +37,19 @@ import org.junit.jupiter.api.extension.ExtensionContext;
  * JVM regardless of order. A leak reported during a class may come from an earlier one (reports wait for the garbage
  * collector): either way the suite fails.
  *
+ * <p>Waiting for the detector is deterministic, not a matter of sleeping long enough: each check leaks a tracked
+ * sentinel buffer of its own, then collects garbage and provokes the detectors until the sentinel's report has come
+ * back (so the collector has queued what it found unreachable and the buffer detector has drained its queue), then runs
+ * one more round for the other detectors. Sentinel reports are not leaks and are not logged.
+ *
  * <p>Threading: detectors report on any thread (a concurrent queue); the extension runs on JUnit's thread.
  */
 public final class LeakCheck implements BeforeAllCallback, AfterAllCallback {
 
     private static final ConcurrentLinkedQueue<String> LEAKS = new ConcurrentLinkedQueue<>();
+    private static final String SENTINEL = "leakcheck-sentinel-";
+    private static final java.util.Set<String> SENTINELS_REPORTED = java.util.concurrent.ConcurrentHashMap.newKeySet();
+    private static final java.util.concurrent.atomic.AtomicLong SENTINELS = new java.util.concurrent.atomic.AtomicLong();
 
     static {
         install();
@@ -65,6 +74,15 @@ public final class LeakCheck implements BeforeAllCallback, AfterAllCallback {
 
         @Override
         protected void reportTracedLeak(String resourceType, String records) {
+            int at = records.indexOf(SENTINEL);
+            if (at >= 0) {
+                int end = at + SENTINEL.length();
+                while (end < records.length() && Character.isDigit(records.charAt(end))) {
+                    end++;
+                }
+                SENTINELS_REPORTED.add(records.substring(at, end));
+                return; // our own sentinel: proof that the detector polled its queue, not a leak
+            }
             LEAKS.add("LEAK " + resourceType + records);
             super.reportTracedLeak(resourceType, records);
         }
@@ -128,11 +146,7 @@ public final class LeakCheck implements BeforeAllCallback, AfterAllCallback {
      * Collects garbage, makes the detectors poll their queues, and fails with every leak reported since the last call.
      */
     static void assertNoLeaks(String where) throws InterruptedException {
-        for (int round = 0; round < 3; round++) {
-            System.gc();
-            Thread.sleep(30);
-            provoke();
-        }
+        awaitDetectorsDrained();
         List<String> found = new ArrayList<>();
         for (String s; (s = LEAKS.poll()) != null;) {
             found.add(s);
@@ -141,6 +155,60 @@ public final class LeakCheck implements BeforeAllCallback, AfterAllCallback {
             throw new AssertionError(found.size() + " Netty leak report(s) by the end of " + where + ":\n"
                     + String.join("\n\n", found));
         }
+    }
+
+    /**
+     * Leaks a tracked sentinel buffer and collects garbage, provoking the detectors, until its report arrives; then one
+     * more round for the detectors of other resource types. Bounded in rounds, not in time.
+     */
+    private static void awaitDetectorsDrained() throws InterruptedException {
+        if (ResourceLeakDetector.getLevel() != ResourceLeakDetector.Level.PARANOID) {
+            // Only PARANOID tracks every buffer (and so the sentinel); the suite runs at that level.
+            ResourceLeakDetector.setLevel(ResourceLeakDetector.Level.PARANOID);
+        }
+        String hint = SENTINEL + SENTINELS.incrementAndGet();
+        WeakReference<ByteBuf> sentinel = leakSentinel(hint);
+        for (int round = 0; round < 200 && !SENTINELS_REPORTED.contains(hint); round++) {
+            System.gc();
+            provoke();
+            if (sentinel.get() == null && !SENTINELS_REPORTED.contains(hint)) {
+                Thread.sleep(1); // cleared; the reference handler thread is queueing it
+            }
+        }
+        if (!SENTINELS_REPORTED.remove(hint)) {
+            throw new AssertionError("the buffer leak detector never reported LeakCheck's own sentinel leak ("
+                    + (sentinel.get() == null ? "collected" : "never collected") + "): cannot tell whether a leak was "
+                    + "missed; is -Dio.netty.leakDetection.level=paranoid set and explicit GC enabled?");
+        }
+        System.gc();
+        provoke();
+    }
+
+    /** Allocates a tracked buffer, marks it with {@code hint} and drops it unreleased; returns a reference to it. */
+    private static WeakReference<ByteBuf> leakSentinel(String hint) {
+        // Pooled: unpooled heap buffers are not tracked at all. Its 16 bytes stay out of the pool for good.
+        ByteBuf tracked = PooledByteBufAllocator.DEFAULT.heapBuffer(1);
+        tracked.touch(hint);
+        // The detector watches the buffer inside the leak-aware wrapper.
+        ByteBuf inner = tracked.unwrap() != null ? tracked.unwrap() : tracked;
+        return new WeakReference<>(inner);
+    }
+
+    /**
+     * Collects garbage until {@code ref} is cleared: a full collection ({@link System#gc()}, which the suite does not
+     * disable) clears a weak reference to an unreachable object, so this returns after one round unless something
+     * still holds the object; it gives up after a bounded number of rounds (not a time).
+     *
+     * @return true when the referent was collected
+     */
+    static boolean awaitCollected(java.lang.ref.Reference<?> ref) throws InterruptedException {
+        for (int round = 0; round < 50 && ref.get() != null; round++) {
+            System.gc();
+            if (ref.get() != null) {
+                Thread.sleep(1); // let finishing threads (a loop's own) drop their last references
+            }
+        }
+        return ref.get() == null;
     }
 
     /** Each detector looks at its queue of collected, unreleased objects when it tracks a new one. */

@@ -228,4 +228,41 @@ class OffloadMetricsTest {
         onLoop(loop, c::close);
         assertTrue(registry.getMeters().isEmpty(), registry.getMeters()::toString);
     }
+
+    /**
+     * A group that offloaded with metrics and was shut down: its loop's gauges leave the registry, the metrics object
+     * forgets the loop, and nothing of ours keeps the loop reachable (collected).
+     */
+    @Test
+    void shouldRemoveLoopGaugesAndReleaseTheLoopWhenItTerminates() throws Exception {
+        MicrometerOffloadMetrics m = new MicrometerOffloadMetrics(registry);
+        String[] loopName = new String[1];
+        // In its own frame, so that no local of this one holds the loop or its group.
+        java.lang.ref.WeakReference<IoEventLoop> ref = offloadOnANewGroupAndShutItDown(m, loopName);
+        await("the loop's gauges removed", () -> m.loopsHeld() == 0);
+        for (String gauge : List.of("jobs.inflight", "jobs.waiting", "ctx.live", "waitfds.registered")) {
+            assertEquals(null, registry.find("asyncctx." + gauge).tag("loop", loopName[0]).gauge(), gauge);
+        }
+        assertTrue(registry.find("asyncctx.jobs.started").tag("loop", loopName[0]).counter() != null,
+                "the loop's counters keep their totals");
+        assertTrue(LeakCheck.awaitCollected(ref), "the terminated loop is still reachable");
+    }
+
+    private java.lang.ref.WeakReference<IoEventLoop> offloadOnANewGroupAndShutItDown(MicrometerOffloadMetrics m,
+            String[] loopName) throws Exception {
+        MultiThreadIoEventLoopGroup other = Loops.group(Transport.EPOLL, 1);
+        IoEventLoop otherLoop = (IoEventLoop) other.next();
+        loopName[0] = onLoop(otherLoop, () -> Thread.currentThread().getName());
+        AsyncOffloadConnection c = onLoop(otherLoop, () -> AsyncOffloadConnection.open(otherLoop, engine,
+                OffloadConfig.builder().notify(Notify.FD).metrics(m).build()));
+        engine.behaviour = TestEngine.Behaviour.SYNC;
+        assertTrue(onLoop(otherLoop, () -> c.submit(Loops.op(1))).get(10, TimeUnit.SECONDS) != null);
+        for (String gauge : List.of("jobs.inflight", "jobs.waiting", "ctx.live", "waitfds.registered")) {
+            assertTrue(registry.find("asyncctx." + gauge).tag("loop", loopName[0]).gauge() != null, gauge);
+        }
+        assertEquals(1.0, registry.find("asyncctx.ctx.live").tag("loop", loopName[0]).gauge().value());
+        assertEquals(1, m.loopsHeld());
+        Loops.shutdown(other);
+        return new java.lang.ref.WeakReference<>(otherLoop);
+    }
 }

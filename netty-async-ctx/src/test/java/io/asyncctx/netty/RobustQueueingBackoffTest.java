@@ -143,19 +143,16 @@ class RobustQueueingBackoffTest {
                 }
                 assertEquals(1, server.sum(AsyncOffloadLoops::jobsInFlight));
 
-                // The loop serves the established connection while handshakes wait: bounded round trips.
-                long worstNanos = 0;
+                // The loop serves the established connection while handshakes wait: every round trip is answered
+                // while the others are still queued (order, not speed).
                 for (int i = 0; i < 20; i++) {
-                    long t0 = System.nanoTime();
                     keepAlive.get();
-                    String res = keepAlive.responses().poll(5, TimeUnit.SECONDS);
-                    worstNanos = Math.max(worstNanos, System.nanoTime() - t0);
+                    String res = keepAlive.responses().poll(30, TimeUnit.SECONDS);
                     assertNotNull(res, "round trip " + i + " got no answer while handshakes were queued");
                     assertTrue(res.startsWith("200 TLSv1.3"), res);
                     assertEquals(QUEUED - 1, server.sum(AsyncOffloadLoops::jobsWaiting), "still queued");
+                    assertEquals(2, gate.hung(), "no queued handshake reached the engine meanwhile");
                 }
-                assertTrue(worstNanos < TimeUnit.SECONDS.toNanos(2),
-                        "worst keep-alive round trip " + worstNanos / 1_000_000 + " ms while handshakes were queued");
 
                 // Release them one at a time; each release lets the next queued one reach the engine.
                 for (int i = 1; i < QUEUED; i++) {

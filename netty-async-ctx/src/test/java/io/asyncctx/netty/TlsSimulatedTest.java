@@ -114,10 +114,9 @@ class TlsSimulatedTest {
                 long nanos = handshakeAll(server.port(), n, Duration.ofSeconds(30));
                 System.out.printf("offload: %d handshakes, 1 loop, %d ms latency: %d ms wall, %d in flight at most%n",
                         n, LATENCY.toMillis(), TimeUnit.NANOSECONDS.toMillis(nanos), engine.maxInFlight());
-                assertTrue(nanos < TimeUnit.SECONDS.toNanos(3), "the " + n + " handshakes took "
-                        + TimeUnit.NANOSECONDS.toMillis(nanos) + " ms; serialized they would take "
-                        + n * LATENCY.toMillis() + " ms");
-                assertTrue(engine.maxInFlight() > 1, "the signatures overlapped in the engine");
+                // Overlap shown by the engine's own count, not by the wall time (a loaded machine stretches that).
+                assertTrue(engine.maxInFlight() > 1, "the signatures overlapped in the engine: at most "
+                        + engine.maxInFlight() + " in flight");
                 Loops.await("the server completed " + n + " handshakes", () -> server.handshakes.get() == n);
                 assertEquals(n, ctx.offloadedOperations());
                 assertEquals(n, engine.completed());
@@ -135,10 +134,11 @@ class TlsSimulatedTest {
                 offload = handshakeAll(server.port(), n, Duration.ofSeconds(30));
                 assertEquals(n, ctx.offloadedOperations());
             }
-            long completedBefore = engine.completed();
+            int offloadOverlap = engine.maxInFlight();
+            SimulatedAcceleratorEngine blockingEngine = engine(LATENCY, 1024, FdMode.SHARED_PER_LOOP);
             SslContext blocking = SslContextBuilder.forServer(new KeylessKeyManager(cert.getCertificate()))
                     .sslProvider(SslProvider.OPENSSL).protocols("TLSv1.3")
-                    .option(OpenSslContextOption.ASYNC_PRIVATE_KEY_METHOD, new io.asyncctx.testkit.BlockingKeyMethod(engine))
+                    .option(OpenSslContextOption.ASYNC_PRIVATE_KEY_METHOD, new io.asyncctx.testkit.BlockingKeyMethod(blockingEngine))
                     .build();
             long serialized;
             EventLoopGroup serverGroup = new MultiThreadIoEventLoopGroup(1, EpollIoHandler.newFactory());
@@ -158,13 +158,16 @@ class TlsSimulatedTest {
                 }
             } finally {
                 serverGroup.shutdownGracefully(0, 2, TimeUnit.SECONDS).sync();
+                blockingEngine.close();
             }
             System.out.printf("%d handshakes, 1 loop, %d ms latency: offload %d ms, blocking %d ms%n", n,
                     LATENCY.toMillis(), TimeUnit.NANOSECONDS.toMillis(offload),
                     TimeUnit.NANOSECONDS.toMillis(serialized));
-            assertEquals(completedBefore + n, engine.completed(), "the blocking baseline used the same engine");
-            assertTrue(offload < TimeUnit.MILLISECONDS.toNanos(1500), "offload took "
-                    + TimeUnit.NANOSECONDS.toMillis(offload) + " ms for " + n + " overlapping handshakes");
+            assertEquals(n, blockingEngine.completed(), "the blocking baseline used the same kind of engine");
+            // Counted, not timed: offload overlapped the signatures, the blocking method never had two in flight.
+            assertTrue(offloadOverlap > 1, "offload: at most " + offloadOverlap + " in flight");
+            assertEquals(1, blockingEngine.maxInFlight(), "blocking on the loop serializes the signatures");
+            // A lower bound only: 10 serialized waits of 200 ms cannot take less than 2 s on any machine.
             assertTrue(serialized >= TimeUnit.MILLISECONDS.toNanos(1800), "blocking took "
                     + TimeUnit.NANOSECONDS.toMillis(serialized) + " ms; " + n + " serialized 200 ms waits take 2 s");
         }
@@ -212,17 +215,33 @@ class TlsSimulatedTest {
             try (TlsTestServer server = new TlsTestServer(Transport.EPOLL, 1, ctx)) {
                 int eventfdsBefore = eventfdCount();
                 List<Channel> channels = connect(server.port(), n);
-                Loops.await("all " + n + " handshakes paused in the engine", latency.minusMillis(500),
-                        () -> engine.inFlight() == n);
-                int eventfdsPaused = eventfdCount();
-                System.out.printf("%s: %d handshakes paused, eventfds %d -> %d, all fds %d -> %d%n", mode, n,
-                        eventfdsBefore, eventfdsPaused, before, openFdCount());
+                // Sampled while the handshakes run, instead of waiting for all n to be paused within the latency (a
+                // loaded machine may not connect them all that fast). Connections stay open until the end, so a
+                // per-ctx eventfd outlives its pause: at every sample, eventfds >= paused ones.
+                int maxEventfds = eventfdsBefore;
+                int maxPaused = 0;
+                boolean perCtxHeld = true;
+                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+                while (server.handshakes.get() + server.handshakeFailures.get() < n) {
+                    int paused = engine.inFlight();
+                    int efds = eventfdCount();
+                    maxPaused = Math.max(maxPaused, paused);
+                    maxEventfds = Math.max(maxEventfds, efds);
+                    perCtxHeld &= efds >= eventfdsBefore + paused;
+                    assertTrue(System.nanoTime() < deadline, "handshakes did not finish");
+                    Thread.sleep(20);
+                }
+                System.out.printf("%s: %d handshakes, at most %d paused at once, eventfds %d -> at most %d, all fds "
+                        + "%d -> %d%n", mode, n, maxPaused, eventfdsBefore, maxEventfds, before, openFdCount());
+                assertTrue(engine.maxInFlight() >= Math.min(n, 50), "the handshakes overlapped in the engine: at "
+                        + "most " + engine.maxInFlight() + " in flight");
                 if (mode == FdMode.SHARED_PER_LOOP) {
-                    assertTrue(eventfdsPaused <= eventfdsBefore + 1, "eventfds grew from " + eventfdsBefore + " to "
-                            + eventfdsPaused + " with " + n + " paused handshakes on one loop");
+                    assertTrue(maxEventfds <= eventfdsBefore + 1, "eventfds grew from " + eventfdsBefore + " to "
+                            + maxEventfds + " with up to " + maxPaused + " paused handshakes on one loop");
                 } else {
-                    assertTrue(eventfdsPaused >= eventfdsBefore + n, "per-ctx eventfds: " + eventfdsBefore + " -> "
-                            + eventfdsPaused + " with " + n + " paused handshakes");
+                    assertTrue(perCtxHeld, "per-ctx eventfds: fewer eventfds than paused handshakes at a sample");
+                    assertTrue(maxEventfds >= eventfdsBefore + maxPaused, "per-ctx eventfds: " + eventfdsBefore
+                            + " -> " + maxEventfds + " with up to " + maxPaused + " paused handshakes");
                 }
                 awaitHandshakes(channels, Duration.ofSeconds(60));
                 for (Channel ch : channels) {
@@ -259,7 +278,9 @@ class TlsSimulatedTest {
                     @Override
                     protected void initChannel(SocketChannel ch) {
                         // No peer host: no session resumption, every handshake is a full one.
-                        ch.pipeline().addLast(client.newHandler(ch.alloc()));
+                        SslHandler ssl = client.newHandler(ch.alloc());
+                        ssl.setHandshakeTimeoutMillis(120_000); // a loaded machine, 1000 handshakes on one loop
+                        ch.pipeline().addLast(ssl);
                     }
                 });
         List<ChannelFuture> connects = new ArrayList<>(n);
@@ -278,7 +299,9 @@ class TlsSimulatedTest {
     private static void awaitHandshakes(List<Channel> channels, Duration timeout) throws InterruptedException {
         long deadline = System.nanoTime() + timeout.toNanos();
         for (Channel ch : channels) {
-            Future<Channel> hs = ch.pipeline().get(SslHandler.class).handshakeFuture();
+            SslHandler ssl = ch.pipeline().get(SslHandler.class);
+            assertTrue(ssl != null, "the client channel closed before its handshake ended");
+            Future<Channel> hs = ssl.handshakeFuture();
             long left = Math.max(1, deadline - System.nanoTime());
             assertTrue(hs.await(left, TimeUnit.NANOSECONDS), "handshake timed out");
             assertTrue(hs.isSuccess(), () -> String.valueOf(hs.cause()));

@@ -81,6 +81,8 @@ final class TlsTestServer implements AutoCloseable {
                         @Override
                         protected void initChannel(SocketChannel ch) {
                             AsyncOffloadHandler offload = context.newHandler(ch);
+                            // Generous: tests run many handshakes at once on a loaded 2-core machine.
+                            offload.sslHandler().setHandshakeTimeoutMillis(120_000);
                             ch.pipeline().addLast(offload);
                             offload.sslHandler().handshakeFuture().addListener(f -> {
                                 if (f.isSuccess()) {

@@ -239,31 +239,46 @@ class WaitFdLifecycleTest {
             AtomicInteger closedWhilePaused = new AtomicInteger();
             AtomicInteger succeeded = new AtomicInteger();
             OffloadConfig cfg = OffloadConfig.builder().notify(Notify.FD).build();
+            // Assertions made on the loops are collected and rethrown here, not left to show up as a timeout.
+            LoopAssertions onLoops = new LoopAssertions();
             for (int b = 0; b < jobs / batch; b++) {
                 CountDownLatch done = new CountDownLatch(batch);
                 for (int i = 0; i < batch; i++) {
                     IoEventLoop loop = (IoEventLoop) group.next();
                     int id = b * batch + i;
                     loop.execute(() -> {
-                        AsyncOffloadConnection c = AsyncOffloadConnection.open(loop, engine, cfg);
-                        Future<byte[]> f = c.submit(op(id));
-                        f.addListener(x -> {
-                            if (x.isSuccess()) {
-                                succeeded.incrementAndGet();
-                                assertArrayEquals(TestEngine.expected(op(id).input()), (byte[]) x.getNow());
-                            } else {
-                                assertInstanceOf(ClosedChannelException.class, x.cause());
-                                closedWhilePaused.incrementAndGet();
+                        AsyncOffloadConnection[] c = new AsyncOffloadConnection[1];
+                        boolean[] listening = new boolean[1];
+                        onLoops.run(() -> {
+                            c[0] = AsyncOffloadConnection.open(loop, engine, cfg);
+                            Future<byte[]> f = c[0].submit(op(id));
+                            listening[0] = true;
+                            f.addListener(x -> onLoops.run(() -> {
+                                if (x.isSuccess()) {
+                                    succeeded.incrementAndGet();
+                                    assertArrayEquals(TestEngine.expected(op(id).input()), (byte[]) x.getNow());
+                                } else {
+                                    assertInstanceOf(ClosedChannelException.class, x.cause());
+                                    closedWhilePaused.incrementAndGet();
+                                }
+                            }, () -> {
+                                c[0].close();
+                                done.countDown();
+                            }));
+                            if (ThreadLocalRandom.current().nextBoolean()) {
+                                loop.schedule(c[0]::close, ThreadLocalRandom.current().nextLong(600),
+                                        TimeUnit.MICROSECONDS);
                             }
-                            c.close();
-                            done.countDown();
+                        }, () -> {
+                            if (!listening[0]) {
+                                done.countDown(); // open or submit threw: its listener will never count down
+                            }
                         });
-                        if (ThreadLocalRandom.current().nextBoolean()) {
-                            loop.schedule(c::close, ThreadLocalRandom.current().nextLong(600), TimeUnit.MICROSECONDS);
-                        }
                     });
                 }
-                assertTrue(done.await(20, TimeUnit.SECONDS), "batch " + b + " did not finish");
+                boolean finished = done.await(20, TimeUnit.SECONDS);
+                onLoops.rethrow();
+                assertTrue(finished, "batch " + b + " did not finish");
             }
             assertEquals(jobs, succeeded.get() + closedWhilePaused.get());
             assertTrue(closedWhilePaused.get() > 0 && succeeded.get() > 0,
@@ -405,6 +420,45 @@ class WaitFdLifecycleTest {
         } finally {
             Loops.shutdown(group);
             engine.close();
+        }
+    }
+
+    /**
+     * A connection whose completion is queued for the next wake-up and that closes before the loop sees its fd: its
+     * entry leaves the ready queue with the close, not at the next readable fd. Completion, close and check run in one
+     * loop task, so the loop cannot take the entry in between.
+     */
+    @ParameterizedTest
+    @EnumSource(value = Transport.class, names = {"EPOLL", "IO_URING"})
+    void shouldDropReadyQueueEntryWhenTheConnectionCloses(Transport t) throws Exception {
+        MultiThreadIoEventLoopGroup group = Loops.group(t, 1);
+        IoEventLoop loop = (IoEventLoop) group.next();
+        try (TestEngine engine = new TestEngine(FdMode.SHARED_PER_LOOP)) {
+            engine.behaviour = TestEngine.Behaviour.ON_DEMAND;
+            AsyncOffloadConnection a = onLoop(loop, () -> AsyncOffloadConnection.open(loop, engine,
+                    OffloadConfig.builder().notify(OffloadConfig.Notify.FD).build()));
+            AsyncOffloadConnection b = onLoop(loop, () -> AsyncOffloadConnection.open(loop, engine,
+                    OffloadConfig.builder().notify(OffloadConfig.Notify.FD).build()));
+            Future<byte[]> fa = onLoop(loop, () -> a.submit(op(1)));
+            Future<byte[]> fb = onLoop(loop, () -> b.submit(op(2)));
+            Loops.await("both paused", () -> engine.pendingCount() == 2);
+            WaitFdRegistry registry = LoopState.peek(loop).registry;
+            int[] queued = onLoop(loop, () -> {
+                int completed = engine.completeAll(); // on the loop: queued, fd written, not yet seen
+                int before = registry.readyCount();
+                a.close();
+                return new int[] {completed, before, registry.readyCount()};
+            });
+            assertEquals(2, queued[0]);
+            assertEquals(2, queued[1], "both completions queued for the wake-up");
+            assertEquals(1, queued[2], "the closed connection's entry left with it");
+            assertTrue(fa.isDone() && !fa.isSuccess());
+            assertTrue(fb.get(10, TimeUnit.SECONDS) != null, "the other connection is resumed as before");
+            assertEquals(0, (int) onLoop(loop, registry::readyCount));
+            assertEquals(0L, (long) onLoop(loop, registry::spuriousWakeups), "the dropped entry's signal was owed");
+            onLoop(loop, b::close);
+        } finally {
+            Loops.shutdown(group);
         }
     }
 }
