@@ -71,6 +71,11 @@ public final class H2loadCpuHarness implements Callable<Integer> {
             + "--connections (default: ${DEFAULT-VALUE}).")
     int requests = 1000;
 
+    @Option(names = "--server-classpath", description = "LABEL=CLASSPATH: run every mode also from this class path "
+            + "(for example a benchmarks.jar built before a change), labelled MODE@LABEL; repeatable. Without it the "
+            + "modes run from this harness's own class path.")
+    Map<String, String> serverClasspaths = new LinkedHashMap<>();
+
     @Option(names = "--workers", description = "Software engine workers (default: ${DEFAULT-VALUE}).")
     int workers = 2;
 
@@ -141,12 +146,16 @@ public final class H2loadCpuHarness implements Callable<Integer> {
                     throw new CommandLine.ParameterException(new CommandLine(this), "--modes " + mode
                             + ": expected one of " + LoadServer.MODES);
                 }
-                String java = ProcessHandle.current().info().command().orElse("java");
-                servers.put(mode, ServerProcesses.spawn(List.of(java, "-cp", System.getProperty("java.class.path"),
-                        LoadServer.class.getName(), "--mode", mode, "--engine", "software", "--workers",
-                        Integer.toString(workers), "--threads", "1", "--inline-below-us",
-                        Long.toString(inlineBelowMicros), "--cert", certPem.toString(), "--key",
-                        keyPem.toString()), false));
+                Map<String, String> classpaths = serverClasspaths.isEmpty()
+                        ? Map.of("", System.getProperty("java.class.path")) : serverClasspaths;
+                for (Map.Entry<String, String> cp : classpaths.entrySet()) {
+                    String java = ProcessHandle.current().info().command().orElse("java");
+                    servers.put(cp.getKey().isEmpty() ? mode : mode + "@" + cp.getKey(), ServerProcesses.spawn(
+                            List.of(java, "-cp", cp.getValue(), LoadServer.class.getName(), "--mode", mode,
+                                    "--engine", "software", "--workers", Integer.toString(workers), "--threads", "1",
+                                    "--inline-below-us", Long.toString(inlineBelowMicros), "--cert",
+                                    certPem.toString(), "--key", keyPem.toString()), false));
+                }
             }
             if (withNginx) {
                 servers.put(NGINX, ServerProcesses.startNginx(Path.of(nginx), out.resolve(name + "-nginx-" + keyType),
@@ -224,15 +233,16 @@ public final class H2loadCpuHarness implements Callable<Integer> {
         }
         for (Map.Entry<String, Map<String, List<Storm>>> k : byKey.entrySet()) {
             Map<String, List<Storm>> servers = k.getValue();
-            double inline = servers.containsKey("inline") ? median(cpu(servers.get("inline"))) : Double.NaN;
+            List<Storm> inlineStorms = servers.entrySet().stream().filter(e -> e.getKey().equals("inline")
+                    || e.getKey().startsWith("inline@")).map(Map.Entry::getValue).findFirst().orElse(null);
+            double inline = inlineStorms != null ? median(cpu(inlineStorms)) : Double.NaN;
             double ngx = servers.containsKey(NGINX) ? median(cpu(servers.get(NGINX))) : Double.NaN;
             System.out.printf(Locale.ROOT, "%n%s: server CPU per handshake, us (median [p25-p75] min-max)%n",
                     k.getKey());
             for (Map.Entry<String, List<Storm>> e : servers.entrySet()) {
                 double[] c = cpu(e.getValue());
                 double med = median(c);
-                double paired = servers.containsKey("inline") ? pairedRatio(e.getValue(), servers.get("inline"))
-                        : Double.NaN;
+                double paired = inlineStorms != null ? pairedRatio(e.getValue(), inlineStorms) : Double.NaN;
                 double[] hs = e.getValue().stream().mapToDouble(s -> s.succeeded() / s.seconds()).toArray();
                 double[] load = e.getValue().stream().mapToDouble(Storm::loadAverage).toArray();
                 rows.add(String.format(Locale.ROOT, "%s,%s,%d,%.1f,%.1f,%.1f,%.1f,%.1f,%.0f,%.3f,%.3f,%.3f,%.2f",
@@ -242,9 +252,13 @@ public final class H2loadCpuHarness implements Callable<Integer> {
                                 + "%5.2fx)  %5.2fx nginx  %6.0f hs/s%n", e.getKey(), med, quantile(c, 0.25),
                         quantile(c, 0.75), c[0], c[c.length - 1], med / inline, paired, med / ngx, median(hs));
             }
-            if (servers.containsKey("offload-fd") && servers.containsKey("offload-fd-inline")) {
-                System.out.printf(Locale.ROOT, "  hand-off (offload-fd minus offload-fd-inline medians): %.1f us%n",
-                        median(cpu(servers.get("offload-fd"))) - median(cpu(servers.get("offload-fd-inline"))));
+            for (String label : servers.keySet()) {
+                String policy = label.replace("offload-fd", "offload-fd-inline");
+                if (label.startsWith("offload-fd") && !label.startsWith("offload-fd-inline")
+                        && servers.containsKey(policy)) {
+                    System.out.printf(Locale.ROOT, "  hand-off (%s minus %s medians): %.1f us%n", label, policy,
+                            median(cpu(servers.get(label))) - median(cpu(servers.get(policy))));
+                }
             }
         }
         return rows;
