@@ -119,7 +119,12 @@ final class DemoCommand implements Callable<Integer> {
                     simName));
         }
 
-        System.out.println("netty-async-ctx demo: " + Machine.describe() + ", load average " + Machine.loadAverage());
+        double loadBefore = Machine.loadAverage();
+        System.out.println("netty-async-ctx demo: " + Machine.describe() + ", load average " + loadBefore);
+        if (loadBefore > Runtime.getRuntime().availableProcessors()) {
+            System.out.println("note: the machine is busy (load average above the core count): the figures below "
+                    + "will not be comparable with a quiet run");
+        }
         System.out.printf(Locale.ROOT, "key %s, %d server loop(s), %d client storm loop(s) + 1 for the established "
                         + "connections, %d clients handshaking at once (full TLS 1.3 handshakes, no resumption), "
                         + "%s, %d established connections doing GET / every %d ms; %s measured per scenario after %s "
@@ -160,7 +165,8 @@ final class DemoCommand implements Callable<Integer> {
         System.out.println();
         printTable(rows, software, simName);
         System.out.println();
-        System.out.println(summary(rows, simName));
+        System.out.println(summaryOf(comparison(rows, "blocking", simName), comparison(rows, "inline", "software"),
+                simName, loadBefore, Machine.loadAverage(), Runtime.getRuntime().availableProcessors()));
         return 0;
     }
 
@@ -225,29 +231,53 @@ final class DemoCommand implements Callable<Integer> {
         };
     }
 
-    /** The sentence at the end, computed from the rows. */
-    static String summaryOf(double simOffHs, double simBlkHs, double simOffP99, double simBlkP99, double swOffHs,
-                            double swInlHs, double swOffP99, double swInlP99, String simName) {
-        StringBuilder sb = new StringBuilder();
-        if (!Double.isNaN(simOffHs) && !Double.isNaN(simBlkHs)) {
-            sb.append(String.format(Locale.ROOT, "With a %s accelerator, offload completed %s the handshakes/s of "
-                            + "the blocking server (%.0f vs %.0f), with established connections' p99 round trip at %s "
-                            + "(blocking: %s)", simName.replace("simulated ", ""), ratio(simOffHs, simBlkHs),
-                    simOffHs, simBlkHs, ms(simOffP99), ms(simBlkP99)));
+    /** One comparison of the closing sentence: both offload paths against a baseline. */
+    record Comparison(double fdHs, double callbackHs, double baseHs, double fdP99, double callbackP99,
+                      double baseP99) {
+        boolean complete() {
+            return !Double.isNaN(fdHs) && !Double.isNaN(callbackHs) && !Double.isNaN(baseHs);
         }
-        if (!Double.isNaN(swOffHs) && !Double.isNaN(swInlHs)) {
-            sb.append(sb.length() == 0 ? "With" : "; with");
-            sb.append(String.format(Locale.ROOT, " the software engine, offload ran at %s stock Netty's (inline) "
-                            + "handshakes/s (%.0f vs %.0f), with established connections' p99 at %s (inline: %s)",
-                    ratio(swOffHs, swInlHs), swOffHs, swInlHs, ms(swOffP99), ms(swInlP99)));
-        }
-        return sb.length() == 0 ? "Nothing to compare: run both offload and a baseline." : sb.append('.').toString();
     }
 
-    private String summary(List<Row> rows, String simName) {
-        return summaryOf(hs(rows, "offload-fd", simName), hs(rows, "blocking", simName), p99(rows, "offload-fd",
-                simName), p99(rows, "blocking", simName), hs(rows, "offload-fd", "software"), hs(rows, "inline",
-                "software"), p99(rows, "offload-fd", "software"), p99(rows, "inline", "software"), simName);
+    /**
+     * The sentence at the end, computed from the rows: each offload comparison names both notification paths (the
+     * wait fd and the callback). When the 1-minute load average was above the number of cores before or after the
+     * scenarios, it says that other processes competed for the cores and that the figures are not comparable.
+     */
+    static String summaryOf(Comparison sim, Comparison sw, String simName, double loadBefore, double loadAfter,
+                            int cores) {
+        StringBuilder sb = new StringBuilder();
+        if (sim.complete()) {
+            sb.append(String.format(Locale.ROOT, "With a %s accelerator, offload completed %s (wait fd) and %s "
+                            + "(callback) the handshakes/s of the blocking server (%.0f and %.0f vs %.0f), with "
+                            + "established connections' p99 round trip at %s and %s (blocking: %s)",
+                    simName.replace("simulated ", ""), ratio(sim.fdHs(), sim.baseHs()),
+                    ratio(sim.callbackHs(), sim.baseHs()), sim.fdHs(), sim.callbackHs(), sim.baseHs(),
+                    ms(sim.fdP99()), ms(sim.callbackP99()), ms(sim.baseP99())));
+        }
+        if (sw.complete()) {
+            sb.append(sb.length() == 0 ? "With" : "; with");
+            sb.append(String.format(Locale.ROOT, " the software engine, offload ran at %s (wait fd) and %s "
+                            + "(callback) stock Netty's (inline) handshakes/s (%.0f and %.0f vs %.0f), with "
+                            + "established connections' p99 at %s and %s (inline: %s)", ratio(sw.fdHs(), sw.baseHs()),
+                    ratio(sw.callbackHs(), sw.baseHs()), sw.fdHs(), sw.callbackHs(), sw.baseHs(), ms(sw.fdP99()),
+                    ms(sw.callbackP99()), ms(sw.baseP99())));
+        }
+        String sentence = sb.length() == 0 ? "Nothing to compare: run both offload paths and a baseline."
+                : sb.append('.').toString();
+        double load = Math.max(Double.isNaN(loadBefore) ? 0 : loadBefore, Double.isNaN(loadAfter) ? 0 : loadAfter);
+        if (load > cores) {
+            sentence += String.format(Locale.ROOT, " The machine was busy (load average %.2f on %d cores): other "
+                    + "processes competed for the cores, so these figures are not comparable with a quiet run; "
+                    + "run the demo again when the load average is below %d.", load, cores, cores);
+        }
+        return sentence;
+    }
+
+    private static Comparison comparison(List<Row> rows, String baseline, String engine) {
+        return new Comparison(hs(rows, "offload-fd", engine), hs(rows, "offload-callback", engine),
+                hs(rows, baseline, engine), p99(rows, "offload-fd", engine), p99(rows, "offload-callback", engine),
+                p99(rows, baseline, engine));
     }
 
     private static Row find(List<Row> rows, String mode, String engine) {

@@ -42,6 +42,9 @@ public final class AsyncOffloadHandler extends ChannelDuplexHandler {
     private boolean closed;
     private ChannelHandlerContext ctx;
     private ReadHold readHold;
+    private boolean flushHeld;
+    /** Runs after the listeners of the completed operation; queues the held flush behind SslHandler's resume task. */
+    private final Runnable issueHeldFlushAfterResume = () -> loop.execute(this::flushIfHeld);
     private Throwable operationFailure;
     private final FutureListener<byte[]> onOperationDone = this::operationDone;
 
@@ -85,6 +88,10 @@ public final class AsyncOffloadHandler extends ChannelDuplexHandler {
 
     @Override
     public void handlerRemoved(ChannelHandlerContext ctx) {
+        if (flushHeld) {
+            flushHeld = false;
+            ctx.flush();
+        }
         teardown();
     }
 
@@ -137,6 +144,32 @@ public final class AsyncOffloadHandler extends ChannelDuplexHandler {
         ctx.fireChannelRead(msg);
     }
 
+    /**
+     * Holds flushes while an operation waits: SslHandler flushes the part of the server's flight written before the
+     * key operation (ServerHello, EncryptedExtensions, Certificate) when its read completes, and the rest after the
+     * resume; holding the first makes it one send instead of two (issue 12: ~6 us of loop CPU per handshake, and one
+     * read less for the client). The held flush is issued after the resume (two loop tasks later, after SslHandler's
+     * own resume task has flushed everything), so nothing written stays unflushed.
+     */
+    @Override
+    public void flush(ChannelHandlerContext ctx) {
+        if (readHold != null && readHold.isHolding()) {
+            flushHeld = true;
+            return;
+        }
+        flushHeld = false;
+        ctx.flush();
+    }
+
+    private void flushIfHeld() {
+        if (flushHeld) {
+            flushHeld = false;
+            if (ctx != null && !closed) {
+                ctx.flush();
+            }
+        }
+    }
+
     @Override
     public void read(ChannelHandlerContext ctx) {
         if (readHold == null) {
@@ -173,6 +206,9 @@ public final class AsyncOffloadHandler extends ChannelDuplexHandler {
             operationFailure = f.cause();
         }
         readHold.release(ctx);
+        if (flushHeld && !readHold.isHolding()) {
+            loop.execute(issueHeldFlushAfterResume);
+        }
     }
 
     /**

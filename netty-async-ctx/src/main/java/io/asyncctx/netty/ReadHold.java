@@ -9,11 +9,14 @@ import io.netty.channel.ChannelHandlerContext;
  * free job, or waiting out an EAGAIN backoff), as nginx and HAProxy silence socket events of a paused handshake.
  *
  * <p>Two things keep a paused connection from reading. When the channel reads automatically, autoRead is suspended
- * for the pause, because with autoRead on the transport keeps reading without any {@code read()} call; it is restored
- * at resume unless someone turned it back on meanwhile (a channel whose owner turned autoRead off is never switched on
- * by the hold). And outbound {@code read()} calls (SslHandler issues them by itself while its handshake is not done
- * and autoRead is off) pass only while the bytes read since the pause began are under {@link #BUDGET}; after that
- * they are held, at most one is remembered, and it is issued when the last operation resumes. The budget keeps one
+ * once the channel has read {@link #BUDGET} bytes during the wait (with autoRead on the transport keeps reading without
+ * any {@code read()} call), and restored at resume unless someone turned it back on meanwhile (a channel whose owner
+ * turned autoRead off is never switched on by the hold). The suspension is lazy because a TLS peer waits quietly for
+ * the server's flight after its ClientHello: toggling autoRead for every operation cost two or three
+ * {@code epoll_ctl(EPOLL_CTL_MOD)} calls per handshake (about 9 us of loop CPU under an h2load storm, issue 12), for a
+ * peer that sends nothing. And outbound {@code read()} calls (SslHandler issues them by itself while its handshake is
+ * not done and autoRead is off) pass only while the bytes read since the pause began are under {@link #BUDGET}; after
+ * that they are held, at most one is remembered, and it is issued when the last operation resumes. The budget keeps one
  * read outstanding for a peer that sent its ClientHello and waits, so that a peer that leaves mid-offload is noticed
  * at once on every transport (io_uring and NIO see a close only through a pending read) and its job is cancelled; a
  * peer that floods past the budget gets at most one read batch more, plus the kernel's socket buffers, into the
@@ -42,11 +45,6 @@ final class ReadHold {
             return;
         }
         readWhileWaiting = 0;
-        ChannelConfig config = channel.config();
-        if (config.isAutoRead()) {
-            autoReadSuspended = true;
-            config.setAutoRead(false);
-        }
     }
 
     /**
@@ -61,10 +59,20 @@ final class ReadHold {
         }
     }
 
-    /** Called for every inbound buffer: counts what a waiting channel reads. */
+    /**
+     * Called for every inbound buffer: counts what a waiting channel reads, and suspends autoRead once the budget is
+     * used (the transport's read loop checks autoRead after each buffer, so it stops there).
+     */
     void onRead(int bytes) {
         if (waiting > 0) {
             readWhileWaiting += bytes;
+            if (readWhileWaiting >= BUDGET && !autoReadSuspended) {
+                ChannelConfig config = channel.config();
+                if (config.isAutoRead()) {
+                    autoReadSuspended = true;
+                    config.setAutoRead(false);
+                }
+            }
         }
     }
 

@@ -68,8 +68,9 @@ class ReadHoldTest {
     void shouldHoldReadsWhileAnOperationWaitsAndIssueOneWhenItResumes() {
         assertTrue(channel.config().isAutoRead());
         gate.hold.hold();
-        assertFalse(channel.config().isAutoRead(), "autoRead suspended for the pause");
+        assertTrue(channel.config().isAutoRead(), "autoRead left on while the waiting peer is quiet");
         gate.hold.onRead(ReadHold.BUDGET);
+        assertFalse(channel.config().isAutoRead(), "autoRead suspended once the budget is used");
         channel.read();
         channel.read();
         channel.read();
@@ -82,6 +83,17 @@ class ReadHoldTest {
         assertFalse(gate.hold.isReadHeld());
         channel.read();
         assertEquals(2, counter.reads, "reads flow again");
+    }
+
+    @Test
+    void shouldNotTouchAutoReadNorIssueAReadWhenTheWaitingPeerStaysQuiet() {
+        gate.hold.hold();
+        gate.hold.onRead(ReadHold.BUDGET - 1);
+        assertTrue(channel.config().isAutoRead(), "under the budget autoRead stays on: no epoll_ctl per operation");
+        gate.hold.release(gate.ctx);
+        assertTrue(channel.config().isAutoRead());
+        assertEquals(0, counter.reads, "nothing was held, so nothing is issued at resume");
+        assertFalse(gate.hold.isHolding());
     }
 
     @Test

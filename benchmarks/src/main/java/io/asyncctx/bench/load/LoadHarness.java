@@ -1,5 +1,7 @@
 package io.asyncctx.bench.load;
 
+import io.asyncctx.bench.load.ServerProcesses.Running;
+import io.asyncctx.bench.load.ServerProcesses.Simple;
 import io.asyncctx.engine.AsyncEngine;
 import io.asyncctx.examples.ExampleServer;
 import io.asyncctx.examples.LoadClient;
@@ -7,13 +9,7 @@ import io.asyncctx.examples.Machine;
 import io.netty.pkitesting.CertificateBuilder;
 import io.netty.pkitesting.X509Bundle;
 
-import java.io.BufferedReader;
-import java.io.IOException;
-import java.io.InputStreamReader;
 import java.lang.management.ManagementFactory;
-import java.net.InetSocketAddress;
-import java.net.ServerSocket;
-import java.net.Socket;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -25,13 +21,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
-import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.Callable;
-import java.util.concurrent.LinkedBlockingQueue;
-import java.util.concurrent.TimeUnit;
-import java.util.function.LongSupplier;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 import io.asyncctx.engine.PemKeys;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -51,9 +41,6 @@ import picocli.CommandLine.Option;
 @Command(name = "LoadHarness", mixinStandardHelpOptions = true, sortOptions = false,
         description = "Handshake storm + established connections against servers side by side; CSV and chart.")
 public final class LoadHarness implements Callable<Integer> {
-
-    private static final Pattern LISTENING =
-            Pattern.compile("listening on https?://([^:/\\s]+):(\\d+)(?:.*?pid (\\d+))?");
 
     @Option(names = "--modes", split = ",", description = "Example-server modes to run, in order: inline, blocking, "
             + "offload-fd, offload-callback, offload-fd-inline (offload-fd with InlinePolicy.belowMeasuredCost("
@@ -146,28 +133,6 @@ public final class LoadHarness implements Callable<Integer> {
         System.exit(new CommandLine(new LoadHarness()).execute(args));
     }
 
-    /** A server under test, started. */
-    private interface Running extends AutoCloseable {
-        String host();
-
-        int port();
-
-        LongSupplier cpu();
-
-        String cpuScope();
-
-        @Override
-        void close() throws Exception;
-    }
-
-    private record Simple(String host, int port, LongSupplier cpu, String cpuScope, AutoCloseable stopper)
-            implements Running {
-        @Override
-        public void close() throws Exception {
-            stopper.close();
-        }
-    }
-
     /** What to start, by label. */
     private record Target(String label, String mode, String engine, Starter starter) {
     }
@@ -255,13 +220,14 @@ public final class LoadHarness implements Callable<Integer> {
         }
         if (spawnServer != null) {
             targets.add(new Target(targetName, "spawned", "-",
-                    () -> spawn(Arrays.asList(spawnServer.trim().split("\\s+")), true)));
+                    () -> ServerProcesses.spawn(Arrays.asList(spawnServer.trim().split("\\s+")), true)));
         }
         if (target != null) {
             targets.add(new Target(targetName, "external", "-", this::external));
         }
         if (nginx != null) {
-            targets.add(new Target("nginx", "nginx", "-", () -> startNginx(certPem, keyPem)));
+            targets.add(new Target("nginx", "nginx", "-",
+                    () -> ServerProcesses.startNginx(nginx, out.resolve("nginx"), certPem, keyPem)));
         }
         if (targets.isEmpty()) {
             throw new CommandLine.ParameterException(new CommandLine(this), "nothing to measure: give --modes, "
@@ -355,59 +321,7 @@ public final class LoadHarness implements Callable<Integer> {
                 Integer.toString(latencyMillis), "--workers", Integer.toString(workers), "--threads",
                 Integer.toString(threads), "--inline-below-us", Long.toString(inlineBelowMicros), "--cert",
                 certPem.toString(), "--key", keyPem.toString()));
-        return spawn(cmd, false);
-    }
-
-    /** Starts a server process and waits (up to 60 s) for its "listening on" line. */
-    private Running spawn(List<String> cmd, boolean sigterm) throws Exception {
-        Process p = new ProcessBuilder(cmd).redirectError(ProcessBuilder.Redirect.INHERIT).start();
-        BlockingQueue<String> lines = new LinkedBlockingQueue<>();
-        Thread reader = new Thread(() -> {
-            try (BufferedReader r = new BufferedReader(new InputStreamReader(p.getInputStream(),
-                    StandardCharsets.UTF_8))) {
-                String line;
-                while ((line = r.readLine()) != null) {
-                    lines.add(line);
-                }
-            } catch (IOException e) {
-                // the process ended
-            }
-        }, "load-server-stdout");
-        reader.setDaemon(true);
-        reader.start();
-        AutoCloseable stop = () -> {
-            if (sigterm) {
-                p.destroy();
-            } else {
-                p.getOutputStream().close();
-            }
-            if (!p.waitFor(15, TimeUnit.SECONDS)) {
-                p.destroyForcibly().waitFor(5, TimeUnit.SECONDS);
-            }
-        };
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
-        try {
-            while (System.nanoTime() < deadline) {
-                String line = lines.poll(200, TimeUnit.MILLISECONDS);
-                if (line == null) {
-                    if (!p.isAlive() && lines.isEmpty()) {
-                        throw new IllegalStateException("server exited with " + p.exitValue() + " before listening: "
-                                + cmd);
-                    }
-                    continue;
-                }
-                Matcher m = LISTENING.matcher(line);
-                if (m.find()) {
-                    long pid = m.group(3) != null ? Long.parseLong(m.group(3)) : p.pid();
-                    return new Simple(m.group(1), Integer.parseInt(m.group(2)), () -> ProcessCpu.treeCpuNanos(pid),
-                            "server process", stop);
-                }
-            }
-            throw new IllegalStateException("server printed no 'listening on https://HOST:PORT' within 60 s: " + cmd);
-        } catch (Exception | Error e) {
-            stop.close();
-            throw e;
-        }
+        return ServerProcesses.spawn(cmd, false);
     }
 
     private Running external() {
@@ -425,61 +339,5 @@ public final class LoadHarness implements Callable<Integer> {
         return new Simple(host, port, () -> ProcessCpu.treeCpuNanos(pid), "server process tree", () -> { });
     }
 
-    /** Starts nginx (1 worker, TLS 1.3, the same certificate) on a free port; master and worker CPU count. */
-    private Running startNginx(Path certPem, Path keyPem) throws Exception {
-        int port;
-        try (ServerSocket s = new ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
-            port = s.getLocalPort();
-        }
-        Path prefix = Files.createDirectories(out.resolve("nginx").toAbsolutePath());
-        Path conf = prefix.resolve("nginx.conf");
-        Files.writeString(conf, String.join("\n",
-                "worker_processes 1;",
-                "daemon off;",
-                "master_process on;",
-                "pid " + prefix.resolve("nginx.pid") + ";",
-                "error_log " + prefix.resolve("error.log") + " warn;",
-                "events { worker_connections 8192; }",
-                "http {",
-                "  access_log off;",
-                "  client_body_temp_path " + prefix.resolve("body") + ";",
-                "  keepalive_requests 10000000;",
-                "  keepalive_timeout 300s;",
-                "  server {",
-                "    listen 127.0.0.1:" + port + " ssl backlog=4096;",
-                "    ssl_certificate " + certPem + ";",
-                "    ssl_certificate_key " + keyPem + ";",
-                "    ssl_protocols TLSv1.3;",
-                "    ssl_session_cache off;",
-                "    ssl_session_tickets off;",
-                "    location / { default_type text/plain; return 200 \"hello from nginx\\n\"; }",
-                "  }",
-                "}", ""));
-        Process p = new ProcessBuilder(nginx.toString(), "-p", prefix.toString(), "-e",
-                prefix.resolve("error.log").toString(), "-c", conf.toString())
-                .redirectErrorStream(true).redirectOutput(prefix.resolve("stdout.log").toFile()).start();
-        AutoCloseable stop = () -> {
-            p.destroy(); // SIGTERM: fast shutdown of master and worker
-            if (!p.waitFor(15, TimeUnit.SECONDS)) {
-                p.destroyForcibly().waitFor(5, TimeUnit.SECONDS);
-            }
-        };
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
-        while (System.nanoTime() < deadline) {
-            if (!p.isAlive()) {
-                throw new IllegalStateException("nginx exited with " + p.exitValue() + "; see "
-                        + prefix.resolve("error.log"));
-            }
-            try (Socket s = new Socket()) {
-                s.connect(new InetSocketAddress("127.0.0.1", port), 500);
-                long pid = p.pid();
-                return new Simple("127.0.0.1", port, () -> ProcessCpu.treeCpuNanos(pid),
-                        "nginx master + worker", stop);
-            } catch (IOException notYet) {
-                TimeUnit.MILLISECONDS.sleep(100);
-            }
-        }
-        stop.close();
-        throw new IllegalStateException("nginx did not listen on port " + port + " within 20 s");
-    }
+
 }
