@@ -39,17 +39,19 @@ public final class Pkcs11Engine extends AbstractAsyncEngine {
     private static final long JOIN_MILLIS = 10_000;
 
     private final TokenAccess access;
+    private final TokenAccess.OpenSession loginSession;
     private final long slotId;
     private final X509Certificate[] chain;
     private final TokenMechanisms.KeyKind kind;
     private final EngineWorkers workers;
     private final AtomicLong sessionFailures = new AtomicLong();
 
-    private Pkcs11Engine(String name, Pkcs11EngineBuilder b, TokenAccess access, long slotId, X509Certificate[] chain,
-                         TokenMechanisms.KeyKind kind, UnaryOperator<KeySigner> decorator) {
+    private Pkcs11Engine(String name, Pkcs11EngineBuilder b, TokenAccess access, TokenAccess.OpenSession loginSession,
+                         X509Certificate[] chain, TokenMechanisms.KeyKind kind, UnaryOperator<KeySigner> decorator) {
         super(name, b.fdMode);
         this.access = access;
-        this.slotId = slotId;
+        this.loginSession = loginSession;
+        this.slotId = loginSession.slotId();
         this.chain = chain;
         this.kind = kind;
         this.workers = new EngineWorkers(name, name + "-worker-", b.threads, b.queueCapacity, () -> {
@@ -84,9 +86,10 @@ public final class Pkcs11Engine extends AbstractAsyncEngine {
         return new Pkcs11EngineBuilder();
     }
 
-    static Pkcs11Engine start(String name, Pkcs11EngineBuilder b, TokenAccess access, long slotId,
-                              X509Certificate[] chain, TokenMechanisms.KeyKind kind) {
-        Pkcs11Engine engine = new Pkcs11Engine(name, b, access, slotId, chain, kind, b.signerDecorator);
+    static Pkcs11Engine start(String name, Pkcs11EngineBuilder b, TokenAccess access,
+                              TokenAccess.OpenSession loginSession, X509Certificate[] chain,
+                              TokenMechanisms.KeyKind kind) {
+        Pkcs11Engine engine = new Pkcs11Engine(name, b, access, loginSession, chain, kind, b.signerDecorator);
         engine.workers.start();
         return engine;
     }
@@ -141,12 +144,15 @@ public final class Pkcs11Engine extends AbstractAsyncEngine {
         return workers.liveWorkers();
     }
 
-    /** Token sessions of this engine open now (at most one per worker; 0 after close). Any thread. */
+    /**
+     * Token sessions of this engine open now: the login session the builder opened (kept so that the login lasts as
+     * long as the engine) and at most one per worker that has worked; 0 after close. Any thread.
+     */
     public int openSessions() {
         return access.openSessions();
     }
 
-    /** Sessions opened so far: one per worker that has worked, plus one per reopen. Any thread. */
+    /** Sessions opened so far: the login session, one per worker that has worked, one per reopen. Any thread. */
     public long sessionsOpened() {
         return access.sessionsOpened();
     }
@@ -181,6 +187,12 @@ public final class Pkcs11Engine extends AbstractAsyncEngine {
         if (ended && module.loggedOut(slotId)) {
             logoutQuietly();
         }
+        module.calls().lock();
+        try {
+            access.close(loginSession);
+        } finally {
+            module.calls().unlock();
+        }
         access.wipePin();
         if (ended) {
             module.release(); // a worker still stuck in the token keeps the module loaded
@@ -191,12 +203,7 @@ public final class Pkcs11Engine extends AbstractAsyncEngine {
         TokenModule module = access.module();
         module.calls().lock();
         try {
-            org.xipki.pkcs11.wrapper.Session s = access.findSlot().getToken().openSession(false);
-            try {
-                s.logout();
-            } finally {
-                s.closeSession();
-            }
+            loginSession.session().logout();
         } catch (org.xipki.pkcs11.wrapper.PKCS11Exception | RuntimeException e) {
             // Not logged in any more, or the token is gone: nothing to undo.
         } finally {

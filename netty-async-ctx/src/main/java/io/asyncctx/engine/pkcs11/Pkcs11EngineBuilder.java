@@ -240,9 +240,13 @@ public final class Pkcs11EngineBuilder {
                             + "public key");
                 }
                 module.loggedIn(open.slotId());
-                return Pkcs11Engine.start(engineName, this, access, open.slotId(), certs, kind);
+                Pkcs11Engine engine = Pkcs11Engine.start(engineName, this, access, open, certs, kind);
+                open = null; // the engine keeps it: the login lasts as long as the engine
+                return engine;
             } finally {
-                access.close(open);
+                if (open != null) {
+                    access.close(open);
+                }
             }
         } finally {
             module.calls().unlock();

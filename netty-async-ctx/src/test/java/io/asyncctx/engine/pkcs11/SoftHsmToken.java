@@ -212,7 +212,7 @@ public final class SoftHsmToken implements AutoCloseable {
     }
 
     /** A builder of an engine on this token's first key: module, token label, PIN file and key label set. */
-    public Pkcs11Engine.Builder engineBuilder() {
+    public Pkcs11EngineBuilder engineBuilder() {
         return Pkcs11Engine.builder().modulePath(modulePath).tokenLabel(tokenLabel).pinFile(pinFile)
                 .keyLabel(keyLabel());
     }
