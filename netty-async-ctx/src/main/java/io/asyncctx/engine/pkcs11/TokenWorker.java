@@ -41,7 +41,8 @@ final class TokenWorker implements EngineWorkers.Worker {
                 try {
                     open = access.open();
                 } catch (PKCS11Exception | RuntimeException e) {
-                    throw lost(e, "cannot open a session on the token " + access.tokenDescription() + ": ");
+                    // The token is unreachable or gone from the slot list: only a re-initialisation can find it again.
+                    throw lost(e, true, "cannot open a session on the token " + access.tokenDescription() + ": ");
                 }
             }
             try {
@@ -53,7 +54,8 @@ final class TokenWorker implements EngineWorkers.Worker {
                 }
                 access.close(open);
                 open = null;
-                throw lost(e, "the token " + access.tokenDescription() + " lost the session: ");
+                throw lost(e, TokenModule.isModuleLost(e.getErrorCode()), "the token " + access.tokenDescription()
+                        + " lost the session: ");
             }
         } finally {
             module.calls().unlock();
@@ -61,12 +63,11 @@ final class TokenWorker implements EngineWorkers.Worker {
     }
 
     /** Counts the failure, re-initialises the module if the device went away, and builds the operation's cause. */
-    private GeneralSecurityException lost(Exception e, String what) {
+    private GeneralSecurityException lost(Exception e, boolean moduleLost, String what) {
         sessionFailures.incrementAndGet();
         TokenModule module = access.module();
-        long code = Pkcs11Errors.code(e);
         String next = "the next operation opens a new session";
-        if (TokenModule.isModuleLost(code)) {
+        if (moduleLost) {
             long seen = module.generation();
             module.calls().unlock(); // the write lock of reinitialize() cannot be taken under a read lock
             try {
