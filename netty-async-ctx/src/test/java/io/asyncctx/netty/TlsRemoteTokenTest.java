@@ -22,7 +22,8 @@ import org.junit.jupiter.params.provider.CsvSource;
 
 /**
  * A token on "another machine": SoftHSM2 exported by a real {@code p11-kit server} on a unix socket, used through
- * p11-kit-client.so, the key named by a PKCS#11 URI, the token holding keys only (certificates from files). openssl
+ * p11-kit-client.so, the key named by a PKCS#11 URI, the token holding keys only (certificates from files). RSA and EC:
+ * this p11-kit (0.24) does not forward CKM_EDDSA, so an Ed25519 key is refused at build time with that reason. openssl
  * s_client handshakes over TLS 1.3 and 1.2 (RSA decryption too), fd and callback paths; then the server is killed
  * while the engine is in use (handshakes fail with the token's reason) and started again (new handshakes succeed
  * without restarting the TLS server).
@@ -65,8 +66,7 @@ class TlsRemoteTokenTest {
     @ParameterizedTest(name = "{0} {1} {2}")
     @CsvSource({
         "rsa-key, TLSv1.3, FD", "rsa-key, TLSv1.2, CALLBACK",
-        "ec-key, TLSv1.3, CALLBACK", "ec-key, TLSv1.2, FD",
-        "ed-key, TLSv1.3, FD", "ed-key, TLSv1.2, CALLBACK"})
+        "ec-key, TLSv1.3, CALLBACK", "ec-key, TLSv1.2, FD"})
     void shouldHandshakeWithAKeyOnARemoteToken(String keyLabel, String protocol, OffloadConfig.Notify notify)
             throws Exception {
         try (Pkcs11Engine engine = remoteEngine(keyLabel, 2)) {
@@ -81,6 +81,15 @@ class TlsRemoteTokenTest {
                 assertEquals(1, engine.completedOperations(), "signed on the remote token");
             }
         }
+    }
+
+    /** p11-kit 0.24.1 (Debian 12) does not forward CKM_EDDSA over its RPC (pkcs11-tool through it fails the same). */
+    @Test
+    void shouldExplainThatThisP11KitCannotForwardEd25519() {
+        IllegalStateException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalStateException.class,
+                () -> remoteEngine("ed-key", 1));
+        assertTrue(e.getMessage().contains("CKR_MECHANISM_INVALID") && e.getMessage().contains("does not forward "
+                + "CKM_EDDSA"), e.getMessage());
     }
 
     @Test
@@ -116,7 +125,10 @@ class TlsRemoteTokenTest {
                 for (Throwable t = server.lastHandshakeFailure; t != null; t = t.getCause()) {
                     cause.append(t).append('\n');
                 }
-                assertTrue(cause.indexOf("CKR_") >= 0 && cause.indexOf("token") >= 0, cause.toString());
+                // The first operation meets CKR_DEVICE_ERROR; once the module is re-initialised without the server, the token
+                // is missing from the slot list: both say which token and why.
+                assertTrue(cause.indexOf("lost the session: CKR_DEVICE_ERROR") >= 0
+                        || cause.indexOf("cannot open a session on the token") >= 0, cause.toString());
                 assertTrue(engine.sessionFailures() >= 1, "counted: " + engine.sessionFailures());
 
                 p11kit.restart();

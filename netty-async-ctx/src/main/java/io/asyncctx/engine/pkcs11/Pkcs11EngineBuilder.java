@@ -232,8 +232,14 @@ public final class Pkcs11EngineBuilder {
                 try {
                     matches = Pkcs11Engine.matches(open, kind, certs[0].getPublicKey());
                 } catch (GeneralSecurityException | RuntimeException e) {
+                    String hint = Pkcs11Errors.code(e) != PKCS11Constants.CKR_MECHANISM_INVALID ? ""
+                            : "; the module does not offer the mechanism for a " + kind.jcaAlgorithm + " key (list "
+                            + "them with: pkcs11-tool --module " + modulePath + " -M)" + (kind
+                            == TokenMechanisms.KeyKind.ED25519 ? ", and p11-kit 0.24's RPC (Debian 12) does not "
+                            + "forward CKM_EDDSA: use an RSA or EC key through p11-kit" : "");
                     throw new IllegalStateException("the key " + access.keyDescription() + " on the token "
-                            + access.tokenDescription() + " cannot sign a test challenge: " + Pkcs11Errors.text(e), e);
+                            + access.tokenDescription() + " cannot sign a test challenge: " + Pkcs11Errors.text(e)
+                            + hint, e);
                 }
                 if (!matches) {
                     throw mismatch(access, certs[0], "a signature by the key does not verify with the certificate's "
