@@ -319,6 +319,33 @@ class Pkcs11EngineTest {
     }
 
     @Test
+    void shouldNameAModuleThatIsNotAPkcs11Module() throws Exception {
+        Path notPkcs11 = Path.of("/usr/lib/x86_64-linux-gnu/libz.so.1").toRealPath();
+        IllegalStateException e = assertThrows(IllegalStateException.class,
+                () -> builder("rsa-key").modulePath(notPkcs11).build());
+        assertTrue(e.getMessage().contains("cannot load the PKCS#11 module " + notPkcs11)
+                && e.getMessage().contains("p11-kit-client.so"), e.getMessage());
+    }
+
+    @Test
+    void shouldSelectTheTokenBySerialAndTheKeyByUri() throws Exception {
+        String serial = token.run("pkcs11-tool", "--module", SoftHsmToken.SYSTEM_MODULE.toString(), "-L").lines()
+                .filter(l -> l.contains("serial num")).map(l -> l.substring(l.indexOf(':') + 1).strip())
+                .findFirst().orElseThrow();
+        try (Pkcs11Engine engine = Pkcs11Engine.builder().uri("pkcs11:serial=" + serial + ";object=ec-key;type=private"
+                + "?module-path=" + token.modulePath() + "&pin-source=file:" + token.pinFile()).build()) {
+            assertEquals(token.slotId(), engine.slotId());
+            byte[] message = randomBytes(32);
+            byte[] sig = runWithCallback(engine, KeyOperation.sign(SignatureScheme.ECDSA_SECP256R1_SHA256, message));
+            assertTrue(verify(SignatureScheme.ECDSA_SECP256R1_SHA256, engine.publicKey(), message, sig));
+        }
+        try (Pkcs11Engine engine = Pkcs11Engine.builder().uri("pkcs11:slot-id=" + token.slotId() + ";object=rsa-key"
+                + "?module-path=" + token.modulePath() + "&pin-source=file:" + token.pinFile()).build()) {
+            assertEquals("RSA", engine.keyAlgorithm());
+        }
+    }
+
+    @Test
     void shouldReportAWrongPinWithoutShowingIt() throws Exception {
         Path wrong = token.directory().resolve("wrong-pin");
         Files.writeString(wrong, "not-" + token.pin() + "\n");
