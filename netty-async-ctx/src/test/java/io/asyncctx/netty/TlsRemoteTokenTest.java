@@ -83,6 +83,33 @@ class TlsRemoteTokenTest {
         }
     }
 
+    @Test
+    void shouldServeFromTheFallbackEngineWhileTheRemoteTokenIsDown() throws Exception {
+        try (Pkcs11Engine remote = remoteEngine("ec-key", 1);
+             Pkcs11Engine local = token.engineBuilder().keyLabel("ec-key")
+                     .certificateChain(token.certificateChain("ec-key")).name("local-ec").build()) {
+            AsyncSslContext ctx = AsyncSslContextBuilder.forServer(remote, remote.certificateChain())
+                    .offloadConfig(OffloadConfig.builder().fallbackEngine(local).build()).protocols("TLSv1.3")
+                    .build();
+            try (TlsTestServer server = new TlsTestServer(Transport.EPOLL, 1, ctx)) {
+                assertTrue(TlsFixtures.sClient(server.port(), "-tls1_3").output().contains("TLSv1.3 TLS_"));
+                assertEquals(1, remote.completedOperations());
+                p11kit.kill();
+                try {
+                    for (int i = 0; i < 2; i++) {
+                        ProcessResult r = TlsFixtures.sClient(server.port(), "-tls1_3");
+                        assertTrue(r.output().contains("TLSv1.3 TLS_"), () -> r.output() + "\nserver: "
+                                + server.lastHandshakeFailure);
+                    }
+                    assertTrue(local.completedOperations() >= 1, "the fallback signed on the local token");
+                    assertTrue(remote.sessionFailures() >= 1);
+                } finally {
+                    p11kit.restart();
+                }
+            }
+        }
+    }
+
     /** p11-kit 0.24.1 (Debian 12) does not forward CKM_EDDSA over its RPC (pkcs11-tool through it fails the same). */
     @Test
     void shouldExplainThatThisP11KitCannotForwardEd25519() {

@@ -86,7 +86,12 @@ final class TokenWorker implements EngineWorkers.Worker {
     @Override
     public void close() {
         if (open != null) {
-            access.close(open);
+            access.module().calls().lock();
+            try {
+                access.close(open);
+            } finally {
+                access.module().calls().unlock();
+            }
             open = null;
         }
     }
