@@ -57,6 +57,7 @@ final class TokenModule {
         synchronized (MODULES) {
             TokenModule m = MODULES.get(key);
             if (m == null) {
+                checkExportsGetFunctionList(key);
                 PKCS11Module loaded;
                 try {
                     loaded = PKCS11Module.getInstance(key.toString());
@@ -73,6 +74,43 @@ final class TokenModule {
             m.refs++;
             return m;
         }
+    }
+
+    /**
+     * Refuses a file that does not name {@code C_GetFunctionList}, the one symbol every PKCS#11 module exports. The
+     * wrapper's native {@code connect} crashes the JVM (SIGSEGV in {@code jni_ThrowNew}, seen with libz.so.1) when it
+     * loads a shared library without that symbol, so a wrong module path must be caught before it gets there. The
+     * check reads the file for the symbol's name (it is in the dynamic string table of any library that exports it).
+     */
+    static void checkExportsGetFunctionList(Path path) {
+        byte[] bytes;
+        try {
+            bytes = java.nio.file.Files.readAllBytes(path);
+        } catch (IOException e) {
+            throw new IllegalStateException("cannot read the PKCS#11 module " + path + ": " + e, e);
+        }
+        byte[] elf = {0x7f, 'E', 'L', 'F'};
+        boolean isElf = bytes.length > 4 && java.util.Arrays.equals(bytes, 0, 4, elf, 0, 4);
+        byte[] symbol = "C_GetFunctionList\0".getBytes(java.nio.charset.StandardCharsets.US_ASCII);
+        if (!isElf || indexOf(bytes, symbol) < 0) {
+            throw new IllegalStateException("cannot load the PKCS#11 module " + path + ": " + (isElf ? "it does not "
+                    + "export C_GetFunctionList, so it is not a PKCS#11 module" : "it is not a shared library")
+                    + "; give the token's PKCS#11 module (for SoftHSM2: /usr/lib/softhsm/libsofthsm2.so; for a remote "
+                    + "token through p11-kit: /usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so)");
+        }
+    }
+
+    private static int indexOf(byte[] haystack, byte[] needle) {
+        outer:
+        for (int i = 0; i + needle.length <= haystack.length; i++) {
+            for (int j = 0; j < needle.length; j++) {
+                if (haystack[i + j] != needle[j]) {
+                    continue outer;
+                }
+            }
+            return i;
+        }
+        return -1;
     }
 
     /** Releases one use; the last one finalises the module. */

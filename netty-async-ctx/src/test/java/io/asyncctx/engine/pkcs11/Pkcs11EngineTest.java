@@ -324,7 +324,13 @@ class Pkcs11EngineTest {
         IllegalStateException e = assertThrows(IllegalStateException.class,
                 () -> builder("rsa-key").modulePath(notPkcs11).build());
         assertTrue(e.getMessage().contains("cannot load the PKCS#11 module " + notPkcs11)
+                && e.getMessage().contains("does not export C_GetFunctionList")
                 && e.getMessage().contains("p11-kit-client.so"), e.getMessage());
+        Path text = token.directory().resolve("not-a-library.so");
+        Files.writeString(text, "C_GetFunctionList\n");
+        IllegalStateException notElf = assertThrows(IllegalStateException.class,
+                () -> builder("rsa-key").modulePath(text).build());
+        assertTrue(notElf.getMessage().contains("it is not a shared library"), notElf.getMessage());
     }
 
     @Test
