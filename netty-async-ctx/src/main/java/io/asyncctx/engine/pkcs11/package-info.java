@@ -25,7 +25,14 @@
  *   code paths, and still no key-only tokens).</li>
  *   <li><b>Costs</b>: JNI, so Java 24+ wants {@code --enable-native-access=ALL-UNNAMED} (the project's Netty natives
  *   want it already, fact 9); the wrapper unpacks its native library to a temporary file at first use; its INFO log
- *   lines are routed to {@code System.Logger} at DEBUG ({@code TokenModule}).</li>
+ *   lines are routed to {@code System.Logger} at DEBUG ({@code TokenModule}); and a trap: its native
+ *   {@code connect} crashes the JVM (SIGSEGV in {@code jni_ThrowNew}, seen with {@code libz.so.1}) when the path names
+ *   a shared library without {@code C_GetFunctionList}, so {@code TokenModule} refuses such a file before loading it.
+ *   </li>
+ *   <li><b>Limits seen</b>: SoftHSM2 reports no session count ({@code CK_UNAVAILABLE_INFORMATION}), so the engine
+ *   counts its own sessions ({@code Pkcs11Engine.openSessions()}); p11-kit 0.24.1 (Debian 12) does not forward
+ *   {@code CKM_EDDSA} over its RPC (pkcs11-tool through it fails the same way), so Ed25519 works on local tokens
+ *   only there.</li>
  * </ul>
  *
  * <h2>Module, sessions, recovery</h2>
