@@ -11,7 +11,6 @@ import java.security.GeneralSecurityException;
 import java.security.cert.CertificateException;
 import java.security.cert.X509Certificate;
 import java.util.Arrays;
-import java.util.HexFormat;
 import java.util.Objects;
 import java.util.function.UnaryOperator;
 
@@ -335,10 +334,5 @@ public final class Pkcs11EngineBuilder {
         return new IllegalStateException("the private key " + access.keyDescription() + " on the token "
                 + access.tokenDescription() + " does not match the certificate " + cert.getSubjectX500Principal()
                 + ": " + why + "; give the certificate of this key (or the key of this certificate)");
-    }
-
-    /** The id as lowercase hex, for messages. */
-    static String hex(byte[] id) {
-        return HexFormat.of().formatHex(id);
     }
 }
