@@ -8,6 +8,8 @@ import io.asyncctx.engine.PemKeys;
 import io.asyncctx.engine.SimulatedAcceleratorEngine;
 import io.asyncctx.engine.SoftwareEngine;
 import io.asyncctx.engine.pkcs11.Pkcs11Engine;
+import io.asyncctx.engine.pkcs11.Pkcs11EngineBuilder;
+import io.asyncctx.engine.pkcs11.Pkcs11Uri;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -27,7 +29,8 @@ import picocli.CommandLine.Option;
  *   (--latency-ms, --ring-size);</li>
  *   <li>{@code pkcs11}: the key on a PKCS#11 token (--pkcs11-library, --pkcs11-token or --pkcs11-slot,
  *   --pkcs11-pin-file or --pkcs11-pin-env, --pkcs11-key-label); the certificate chain comes from the token unless
- *   --cert is given. The PIN is never taken from the command line.</li>
+ *   --cert is given; or {@code --key pkcs11:token=...;object=...} (RFC 7512), which implies pkcs11. The PIN is never
+ *   taken from the command line.</li>
  * </ul>
  *
  * <p>Use: {@link #keyMaterial()} first, then {@link #createEngine(KeyMaterial)} with its result, and close that
@@ -45,9 +48,15 @@ final class EngineOptions {
             + "pkcs11: the chain stored on the token).")
     Path cert;
 
-    @Option(names = "--key", description = "PEM private key of --cert (PKCS#8 or traditional RSA/EC); not with "
-            + "pkcs11.")
-    Path key;
+    @Option(names = "--key", description = "PEM private key of --cert (PKCS#8 or traditional RSA/EC), or a PKCS#11 "
+            + "URI of a key on a token ('pkcs11:token=web;object=tls-key;type=private', implies --engine pkcs11).")
+    String keyArg;
+
+    /** --key as a file, or null (also when it is a PKCS#11 URI). */
+    private Path key;
+
+    /** --key as a PKCS#11 URI, or null. */
+    private String keyUri;
 
     @Option(names = "--key-type", description = "Key of the generated certificate: rsa | ec | p384 | ed25519 "
             + "(default: ${DEFAULT-VALUE}).")
@@ -102,6 +111,7 @@ final class EngineOptions {
     private Pkcs11Engine openedPkcs11;
 
     KeyMaterial keyMaterial() {
+        splitKeyArg();
         checkEngineFlags();
         if ("pkcs11".equals(engine)) {
             return pkcs11KeyMaterial();
@@ -126,6 +136,7 @@ final class EngineOptions {
     }
 
     AsyncEngine createEngine(KeyMaterial keys) {
+        splitKeyArg();
         checkEngineFlags();
         return switch (engine) {
             case "software" -> SoftwareEngine.builder().keyPair(keys.keyPair()).workers(workers)
@@ -160,6 +171,25 @@ final class EngineOptions {
         }
     }
 
+    /** A {@code pkcs11:} URI in --key names a key on a token and implies --engine pkcs11. */
+    private void splitKeyArg() {
+        key = null;
+        keyUri = null;
+        if (keyArg == null) {
+            return;
+        }
+        if (Pkcs11Uri.isPkcs11Uri(keyArg)) {
+            keyUri = keyArg;
+            if (engine.equals("simulated")) {
+                throw new BadFlagException("--key " + keyArg + ": a PKCS#11 URI needs --engine pkcs11 (engine is "
+                        + engine + ")");
+            }
+            engine = "pkcs11";
+        } else {
+            key = Path.of(keyArg);
+        }
+    }
+
     private KeyMaterial pkcs11KeyMaterial() {
         if (key != null) {
             throw new BadFlagException("--key " + key + ": with --engine pkcs11 the private key stays on the token; "
@@ -180,9 +210,8 @@ final class EngineOptions {
             if (chain == null) {
                 chain = opened.certificateChain();
             } else if (!Arrays.equals(chain[0].getPublicKey().getEncoded(), opened.publicKey().getEncoded())) {
-                throw new BadFlagException("--cert " + cert + ": its certificate is not for the key '" + pkcs11KeyLabel
-                        + "' on the token; give the certificate of that key, or drop --cert to use the chain stored "
-                        + "on the token");
+                throw new BadFlagException("--cert " + cert + ": its certificate is not for the key on the token; "
+                        + "give the certificate of that key, or drop --cert to use the chain stored on the token");
             }
             openedPkcs11 = opened;
             success = true;
@@ -195,40 +224,63 @@ final class EngineOptions {
     }
 
     private Pkcs11Engine openPkcs11() {
-        if (pkcs11Library == null) {
-            throw new BadFlagException("--engine pkcs11 needs --pkcs11-library PATH: the token's PKCS#11 module, such "
-                    + "as /usr/lib/softhsm/libsofthsm2.so");
+        Pkcs11EngineBuilder b = Pkcs11Engine.builder().name("pkcs11").fdMode(fdModeChoice());
+        Pkcs11Uri uri = null;
+        if (keyUri != null) {
+            try {
+                uri = Pkcs11Uri.parse(keyUri);
+                b.uri(keyUri);
+            } catch (IllegalArgumentException e) {
+                throw new BadFlagException("--key: " + e.getMessage());
+            }
         }
-        if ((pkcs11Token == null) == (pkcs11Slot == null)) {
+        if (pkcs11Library == null && (uri == null || uri.modulePath() == null)) {
+            throw new BadFlagException("--engine pkcs11 needs --pkcs11-library PATH (or module-path= in the --key "
+                    + "URI): the token's PKCS#11 module, such as /usr/lib/softhsm/libsofthsm2.so");
+        }
+        if (uri == null && (pkcs11Token == null) == (pkcs11Slot == null)) {
             throw new BadFlagException("--engine pkcs11 needs exactly one of --pkcs11-token LABEL and --pkcs11-slot N "
-                    + "(list them with: pkcs11-tool --module " + pkcs11Library + " --list-slots)");
+                    + "(list them with: pkcs11-tool --module " + pkcs11Library + " --list-slots), or --key "
+                    + "'pkcs11:token=LABEL;object=KEY'");
         }
-        if ((pkcs11PinFile == null) == (pkcs11PinEnv == null)) {
+        if (pkcs11PinFile != null && pkcs11PinEnv != null
+                || pkcs11PinFile == null && pkcs11PinEnv == null && (uri == null || uri.pinFile() == null)) {
             throw new BadFlagException("--engine pkcs11 needs exactly one of --pkcs11-pin-file FILE and "
-                    + "--pkcs11-pin-env VAR for the token's user PIN");
+                    + "--pkcs11-pin-env VAR (or pin-source=file:FILE in the --key URI) for the token's user PIN");
         }
-        if (pkcs11KeyLabel == null) {
-            throw new BadFlagException("--engine pkcs11 needs --pkcs11-key-label LABEL: the label of the private key "
-                    + "on the token (list them with: pkcs11-tool --module " + pkcs11Library
-                    + " --login --list-objects)");
+        if (uri == null && pkcs11KeyLabel == null) {
+            throw new BadFlagException("--engine pkcs11 needs --pkcs11-key-label LABEL (or --key "
+                    + "'pkcs11:token=LABEL;object=KEY'): the label of the private key on the token (list them with: "
+                    + "pkcs11-tool --module " + pkcs11Library + " --login --list-objects --type privkey)");
         }
-        Pkcs11Engine.Builder b = Pkcs11Engine.builder().name("pkcs11").modulePath(pkcs11Library)
-                .keyLabel(pkcs11KeyLabel).fdMode(fdModeChoice());
         try {
             b.threads(workers);
+            if (pkcs11Library != null) {
+                b.modulePath(pkcs11Library);
+            }
+            if (pkcs11KeyLabel != null) {
+                b.keyLabel(pkcs11KeyLabel);
+            }
             if (pkcs11Token != null) {
                 b.tokenLabel(pkcs11Token);
-            } else {
+            } else if (pkcs11Slot != null) {
                 b.slot(pkcs11Slot);
             }
             if (pkcs11PinFile != null) {
                 b.pinFile(pkcs11PinFile);
-            } else {
+            } else if (pkcs11PinEnv != null) {
                 b.pinEnvironmentVariable(pkcs11PinEnv);
+            }
+            if (cert != null) {
+                b.certificateChain(readChain(cert));
             }
             return b.build();
         } catch (IllegalArgumentException | IllegalStateException e) {
             throw new BadFlagException("--engine pkcs11: " + e.getMessage());
+        } catch (BadFlagException e) {
+            throw e;
+        } catch (Exception e) {
+            throw new BadFlagException("--cert " + cert + ": " + e.getMessage());
         }
     }
 

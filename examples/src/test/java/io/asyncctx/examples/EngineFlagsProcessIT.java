@@ -106,14 +106,23 @@ class EngineFlagsProcessIT {
     }
 
     @ParameterizedTest(name = "{0} {1}")
-    @CsvSource({"--pkcs11-token, --pkcs11-pin-file", "--pkcs11-slot, --pkcs11-pin-env"})
+    @CsvSource({"--pkcs11-token, --pkcs11-pin-file", "--pkcs11-slot, --pkcs11-pin-env", "uri, uri"})
     void shouldServeWithTheKeyOnTheTokenAndExitZeroOnSigterm(String tokenFlag, String pinFlag) throws Exception {
-        List<String> args = new ArrayList<>(List.of("server", "--port", "0", "--engine", "pkcs11",
-                "--pkcs11-library", MODULE.toString(), "--pkcs11-key-label", KEY));
-        args.addAll(tokenFlag.equals("--pkcs11-token") ? List.of(tokenFlag, TOKEN)
-                : List.of(tokenFlag, Long.toString(slot)));
+        List<String> args = new ArrayList<>(List.of("server", "--port", "0"));
         Map<String, String> extraEnv = new HashMap<>(env);
-        if (pinFlag.equals("--pkcs11-pin-file")) {
+        if (tokenFlag.equals("uri")) {
+            // A PKCS#11 URI in --key implies --engine pkcs11 and carries the module and the PIN file.
+            args.addAll(List.of("--key", "pkcs11:token=" + TOKEN + ";object=" + KEY + ";type=private?module-path="
+                    + MODULE + "&pin-source=file:" + pinFile));
+        } else {
+            args.addAll(List.of("--engine", "pkcs11", "--pkcs11-library", MODULE.toString(), "--pkcs11-key-label",
+                    KEY));
+            args.addAll(tokenFlag.equals("--pkcs11-token") ? List.of(tokenFlag, TOKEN)
+                    : List.of(tokenFlag, Long.toString(slot)));
+        }
+        if (pinFlag.equals("uri")) {
+            // in the URI
+        } else if (pinFlag.equals("--pkcs11-pin-file")) {
             args.addAll(List.of(pinFlag, pinFile.toString()));
         } else {
             args.addAll(List.of(pinFlag, "EXAMPLE_TOKEN_PIN"));
@@ -140,9 +149,10 @@ class EngineFlagsProcessIT {
     @CsvSource(delimiter = '|', value = {
         "--pkcs11-library /nonexistent/libpkcs11.so|PKCS#11 module library not found or not readable: "
             + "/nonexistent/libpkcs11.so",
-        "--pkcs11-pin-file WRONG_PIN_FILE|wrong PIN for the token 'example-token'",
+        "--pkcs11-pin-file WRONG_PIN_FILE|wrong PIN for the token token='example-token'",
+        "--pkcs11-pin-file OPEN_PIN_FILE|run: chmod 600",
         "--pkcs11-pin-file /nonexistent/pin|cannot read the PIN file /nonexistent/pin",
-        "--pkcs11-token no-such-token|no token labelled 'no-such-token'",
+        "--pkcs11-token no-such-token|no token matching token='no-such-token'",
         "--pkcs11-key-label no-such-key|no private key labelled 'no-such-key'",
         "--mode inline|--mode inline needs the private key in memory",
         "--pkcs11-pin 1234|a PIN on the command line is visible",
@@ -151,11 +161,16 @@ class EngineFlagsProcessIT {
     void shouldExplainBadPkcs11FlagsAndExitNonZero(String flags, String expected) throws Exception {
         Path wrongPin = dir.resolve("wrong-pin");
         Files.writeString(wrongPin, "0" + pin + "\n");
+        Files.setPosixFilePermissions(wrongPin, PosixFilePermissions.fromString("rw-------"));
+        Path openPin = dir.resolve("open-pin");
+        Files.writeString(openPin, pin + "\n");
+        Files.setPosixFilePermissions(openPin, PosixFilePermissions.fromString("rw-r--r--"));
         Map<String, String> good = new HashMap<>(Map.of("--pkcs11-library", MODULE.toString(), "--pkcs11-token", TOKEN,
                 "--pkcs11-pin-file", pinFile.toString(), "--pkcs11-key-label", KEY));
         List<String> extra = new ArrayList<>();
         String[] f = flags.split(" ");
-        String value = f[1].replace("WRONG_PIN_FILE", wrongPin.toString()).replace("KEY_FILE", pinFile.toString());
+        String value = f[1].replace("WRONG_PIN_FILE", wrongPin.toString())
+                .replace("OPEN_PIN_FILE", openPin.toString()).replace("KEY_FILE", pinFile.toString());
         if (good.containsKey(f[0])) {
             good.put(f[0], value);
         } else {

@@ -9,6 +9,7 @@ import java.util.HashMap;
 import java.util.Map;
 import java.util.Objects;
 import java.util.concurrent.Executor;
+import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * The part every engine shares: how a submitted operation is signalled, per the man page. When the job's ctx has a
@@ -46,7 +47,7 @@ public abstract class AbstractAsyncEngine implements AsyncEngine {
     private final String name;
     private final FdMode fdMode;
     private final Map<Executor, SharedFd> sharedFds = new HashMap<>();
-    private volatile boolean closed;
+    private final AtomicBoolean closed = new AtomicBoolean();
 
     /**
      * @param name the engine's name for logs and metrics
@@ -69,7 +70,7 @@ public abstract class AbstractAsyncEngine implements AsyncEngine {
 
     /** True once {@link #close()} has been called. */
     public final boolean isClosed() {
-        return closed;
+        return closed.get();
     }
 
     /**
@@ -101,10 +102,19 @@ public abstract class AbstractAsyncEngine implements AsyncEngine {
     protected void cancel(PendingOperation operation) {
     }
 
-    /** Marks the engine closed; subclasses stop their threads and then call this. */
+    /**
+     * Marks the engine closed, once: true for the one caller that closed it, false for every later or concurrent call
+     * (an idempotent CAS, any thread). Subclasses start their {@code close()} with {@code if (!markClosed()) return;}
+     * so that new submissions fail from that moment, then stop their threads.
+     */
+    protected final boolean markClosed() {
+        return closed.compareAndSet(false, true);
+    }
+
+    /** Marks the engine closed (see {@link #markClosed()}); subclasses stop their threads as well. */
     @Override
     public void close() {
-        closed = true;
+        markClosed();
     }
 
     private EventFd waitFdFor(AsyncWaitCtx ctx, Executor owner) {
@@ -170,7 +180,7 @@ public abstract class AbstractAsyncEngine implements AsyncEngine {
 
         @Override
         public void submit(AsyncJob<byte[]> job, KeyOperation operation) {
-            if (closed) {
+            if (closed.get()) {
                 job.fail(new IllegalStateException("engine '" + name + "' is closed"));
                 return;
             }

@@ -302,7 +302,7 @@ public final class SimulatedAcceleratorEngine extends AbstractAsyncEngine {
      */
     @Override
     public void close() {
-        if (!running) {
+        if (!markClosed()) {
             return;
         }
         running = false;

@@ -8,19 +8,12 @@ import java.security.KeyPair;
 import java.security.PrivateKey;
 import java.security.Provider;
 import java.security.PublicKey;
-import java.security.SecureRandom;
-import java.security.Signature;
 import java.security.cert.X509Certificate;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
-import java.util.concurrent.ArrayBlockingQueue;
-import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.Executor;
 import java.util.concurrent.RejectedExecutionException;
-import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
-import java.util.concurrent.atomic.LongAdder;
 
 /**
  * The default engine: a bounded pool of worker threads that sign with an in-memory private key, through Amazon Corretto
@@ -29,7 +22,8 @@ import java.util.concurrent.atomic.LongAdder;
  * <p>An operation is queued on the submitting event loop without blocking; when the queue is full the job's status
  * becomes {@link io.asyncctx.AsyncStatus#EAGAIN} and {@link #operationsRejected()} counts it. A worker signs and then
  * signals the job's ctx (wait fd or callback, see {@link AbstractAsyncEngine}). An operation whose job was abandoned
- * before a worker reached it is skipped.
+ * before a worker reached it is skipped. The queue and workers are {@link EngineWorkers}, shared with the PKCS#11
+ * engine.
  *
  * <p><b>Threading.</b> Thread-safe and shared by all connections. Sessions are used on their event loops; workers are
  * daemon threads named {@code asyncctx-software-N}. {@link #close()} is called once the servers using the engine have
@@ -37,22 +31,14 @@ import java.util.concurrent.atomic.LongAdder;
  */
 public final class SoftwareEngine extends AbstractAsyncEngine {
 
-    private static final System.Logger LOGGER = System.getLogger(SoftwareEngine.class.getName());
-    private static final AtomicInteger THREAD_IDS = new AtomicInteger();
+    private static final AtomicInteger ENGINE_IDS = new AtomicInteger();
     private static final long JOIN_MILLIS = 2_000;
 
     private final KeySigner signer;
     private final KeySigner inlineSigner;
     private final Provider provider;
-    private final int queueCapacity;
-    private final BlockingQueue<Object> queue;
-    private final List<Thread> workers;
+    private final EngineWorkers workers;
     private final Executor taskExecutor = this::executeTask;
-    private final LongAdder completed = new LongAdder();
-    private final LongAdder failed = new LongAdder();
-    private final LongAdder rejected = new LongAdder();
-    private final LongAdder cancelled = new LongAdder();
-    private volatile boolean stopping;
 
     SoftwareEngine(String name, FdMode fdMode, KeySigner signer, Provider provider, int workerCount,
                    int queueCapacity) {
@@ -60,24 +46,9 @@ public final class SoftwareEngine extends AbstractAsyncEngine {
         this.signer = Objects.requireNonNull(signer, "signer");
         this.inlineSigner = perThread(signer);
         this.provider = provider;
-        if (workerCount < 1) {
-            throw new IllegalArgumentException("workers: " + workerCount + " (expected at least 1)");
-        }
-        if (queueCapacity < 1) {
-            throw new IllegalArgumentException("queueCapacity: " + queueCapacity + " (expected at least 1)");
-        }
-        this.queueCapacity = queueCapacity;
-        this.queue = new ArrayBlockingQueue<>(queueCapacity);
-        List<Thread> threads = new ArrayList<>(workerCount);
-        for (int i = 0; i < workerCount; i++) {
-            Thread t = new Thread(this::work, "asyncctx-software-" + THREAD_IDS.incrementAndGet());
-            t.setDaemon(true);
-            threads.add(t);
-        }
-        this.workers = List.copyOf(threads);
-        for (Thread t : workers) {
-            t.start();
-        }
+        this.workers = new EngineWorkers(name, "asyncctx-software-" + ENGINE_IDS.incrementAndGet() + "-", workerCount,
+                queueCapacity, this::newWorker);
+        workers.start();
     }
 
     /** A builder; give it a key with {@link Builder#key}, {@link Builder#keyPair} or {@link Builder#pem}. */
@@ -97,32 +68,32 @@ public final class SoftwareEngine extends AbstractAsyncEngine {
 
     /** The number of worker threads. */
     public int workers() {
-        return workers.size();
+        return workers.workerCount();
     }
 
     /** The most operations (and tasks) queued at once. */
     public int queueCapacity() {
-        return queueCapacity;
+        return workers.capacity();
     }
 
-    /** Operations and tasks queued now, not yet taken by a worker. */
+    /** Operations and tasks queued now, not yet taken by a worker (abandoned ones until a worker skips them). */
     public int queued() {
-        return queue.size();
+        return workers.queued();
     }
 
     /** Operations that completed with a result. */
     public long operationsCompleted() {
-        return completed.sum();
+        return workers.completed();
     }
 
     /** Operations that failed (the key refused the operation, a provider error, or the engine closed first). */
     public long operationsFailed() {
-        return failed.sum();
+        return workers.failed();
     }
 
     /** Operations refused because the queue was full (the job saw EAGAIN). */
     public long operationsRejected() {
-        return rejected.sum();
+        return workers.rejected();
     }
 
     /** RSA signatures that failed the check of {@link Builder#verifyAfterSign}; 0 when it is off. */
@@ -130,9 +101,12 @@ public final class SoftwareEngine extends AbstractAsyncEngine {
         return signer instanceof VerifyingKeySigner v ? v.verificationFailures() : 0;
     }
 
-    /** Operations skipped because their job was abandoned before a worker reached them. */
+    /**
+     * Operations skipped because their job was abandoned before a worker reached them (cancellation is lazy: the
+     * worker that takes an abandoned operation skips it).
+     */
     public long operationsCancelled() {
-        return cancelled.sum();
+        return workers.cancelled();
     }
 
     /**
@@ -174,142 +148,43 @@ public final class SoftwareEngine extends AbstractAsyncEngine {
 
     @Override
     protected boolean offer(PendingOperation operation) {
-        if (stopping) {
-            failOne(operation, closedException());
-            return true;
-        }
-        if (!queue.offer(operation)) {
-            rejected.increment();
-            return false;
-        }
-        if (stopping && queue.remove(operation)) {
-            failOne(operation, closedException()); // raced with close(): close's drain may have missed it
-        }
-        return true;
-    }
-
-    @Override
-    protected void cancel(PendingOperation operation) {
-        if (queue.remove(operation)) {
-            cancelled.increment();
-        }
+        return workers.offer(operation);
     }
 
     /**
      * Stops the workers (interrupts them and waits up to two seconds in total), then fails every queued operation and
-     * drops queued tasks. Idempotent. Call it from a thread that is not an event loop.
+     * drops queued tasks. Idempotent (a CAS), any thread; call it from a thread that is not an event loop.
      */
     @Override
     public void close() {
-        if (stopping) {
+        if (!markClosed()) {
             return;
         }
-        stopping = true;
-        super.close();
-        for (Thread t : workers) {
-            t.interrupt();
-        }
-        long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(JOIN_MILLIS);
-        boolean interrupted = false;
-        for (Thread t : workers) {
-            if (t == Thread.currentThread()) {
-                continue;
-            }
-            long left = TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime());
-            try {
-                if (left > 0) {
-                    t.join(left);
-                }
-            } catch (InterruptedException e) {
-                interrupted = true;
-            }
-            if (t.isAlive()) {
-                LOGGER.log(System.Logger.Level.DEBUG, "{0} is still busy after close(); it ends after its current "
-                        + "operation", t.getName());
-            }
-        }
-        IllegalStateException cause = closedException();
-        List<Object> left = new ArrayList<>();
-        queue.drainTo(left);
-        for (Object item : left) {
-            if (item instanceof PendingOperation op) {
-                failOne(op, cause);
-            }
-        }
-        if (interrupted) {
-            Thread.currentThread().interrupt();
-        }
+        workers.close(JOIN_MILLIS);
     }
 
     private void executeTask(Runnable task) {
         Objects.requireNonNull(task, "task");
-        if (stopping) {
+        if (isClosed()) {
             throw new RejectedExecutionException("engine '" + name() + "' is closed");
         }
-        if (!queue.offer(task)) {
-            throw new RejectedExecutionException("engine '" + name() + "' queue is full (" + queueCapacity
+        if (!workers.execute(task)) {
+            throw new RejectedExecutionException("engine '" + name() + "' queue is full (" + workers.capacity()
                     + "); raise queueCapacity or workers");
         }
     }
 
-    private void work() {
+    /** A worker's signer: thread-confined JCA objects. */
+    private EngineWorkers.Worker newWorker() {
         KeySigner local = signer instanceof JcaKeySigner jca ? jca.threadConfined()
                 : signer instanceof VerifyingKeySigner v ? v.threadConfined() : signer;
-        while (!stopping) {
-            Object item;
-            try {
-                item = queue.take();
-            } catch (InterruptedException e) {
-                if (stopping) {
-                    return;
-                }
-                continue;
-            }
-            if (item instanceof PendingOperation op) {
-                perform(local, op);
-            } else {
-                runTask((Runnable) item);
-            }
-        }
-    }
-
-    private void perform(KeySigner local, PendingOperation op) {
-        if (op.isCancelled()) {
-            cancelled.increment();
-            return;
-        }
-        byte[] result;
-        try {
-            result = local.perform(op.operation());
-        } catch (GeneralSecurityException | RuntimeException | Error e) {
-            failOne(op, e); // an Error (a provider's native library broke): fail the job, keep the worker
-            return;
-        }
-        completed.increment();
-        op.complete(result);
-    }
-
-    private void failOne(PendingOperation op, Throwable cause) {
-        failed.increment();
-        op.fail(cause);
-    }
-
-    private static void runTask(Runnable task) {
-        try {
-            task.run();
-        } catch (Throwable t) {
-            LOGGER.log(System.Logger.Level.WARNING, "a task on the software engine's workers threw", t);
-        }
-    }
-
-    private IllegalStateException closedException() {
-        return new IllegalStateException("engine '" + name() + "' is closed");
+        return local::perform;
     }
 
     @Override
     public String toString() {
-        return "SoftwareEngine[" + name() + ", workers=" + workers.size() + ", queued=" + queue.size() + '/'
-                + queueCapacity + ", provider=" + (provider == null ? "JDK" : provider.getName()) + ']';
+        return "SoftwareEngine[" + name() + ", workers=" + workers.workerCount() + ", queued=" + workers.queued()
+                + '/' + workers.capacity() + ", provider=" + (provider == null ? "JDK" : provider.getName()) + ']';
     }
 
     /**
@@ -429,26 +304,14 @@ public final class SoftwareEngine extends AbstractAsyncEngine {
         }
 
         private void checkKeyPair(JcaKeySigner signer) {
-            SignatureScheme scheme = switch (privateKey.getAlgorithm()) {
-                case "RSA" -> SignatureScheme.RSA_PKCS1_SHA256;
-                case "EC" -> SignatureScheme.ECDSA_SECP256R1_SHA256;
-                case "EdDSA", "Ed25519" -> SignatureScheme.ED25519;
-                default -> throw new IllegalArgumentException("key algorithm " + privateKey.getAlgorithm()
-                        + " is not supported; use an RSA, EC (P-256, P-384, P-521) or Ed25519 key");
-            };
+            KeyMatch.probeScheme(privateKey.getAlgorithm()); // refuses an unsupported key type with what to use
             if (!publicKey.getAlgorithm().equals(privateKey.getAlgorithm())) {
                 throw new IllegalStateException("the public key is " + publicKey.getAlgorithm()
                         + " but the private key is " + privateKey.getAlgorithm() + "; give the matching pair");
             }
-            byte[] probe = new byte[32];
-            new SecureRandom().nextBytes(probe);
             boolean ok;
             try {
-                byte[] sig = signer.perform(KeyOperation.sign(scheme, probe));
-                Signature verifier = Signature.getInstance(scheme.jcaAlgorithm());
-                verifier.initVerify(publicKey);
-                verifier.update(probe);
-                ok = verifier.verify(sig);
+                ok = KeyMatch.matches(signer, publicKey);
             } catch (GeneralSecurityException | RuntimeException e) {
                 throw new IllegalStateException("cannot sign with the " + privateKey.getAlgorithm() + " key: "
                         + e.getMessage(), e);

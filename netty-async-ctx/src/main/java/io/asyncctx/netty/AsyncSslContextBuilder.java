@@ -1,6 +1,7 @@
 package io.asyncctx.netty;
 
 import io.asyncctx.engine.AsyncEngine;
+import io.asyncctx.engine.KeyMatch;
 import io.netty.handler.ssl.ApplicationProtocolConfig;
 import io.netty.handler.ssl.ClientAuth;
 import io.netty.handler.ssl.OpenSsl;
@@ -17,8 +18,6 @@ import java.io.InputStream;
 import java.security.GeneralSecurityException;
 import java.security.PrivateKey;
 import java.security.PublicKey;
-import java.security.SecureRandom;
-import java.security.Signature;
 import java.security.cert.CertificateException;
 import java.security.cert.CertificateFactory;
 import java.security.cert.X509Certificate;
@@ -303,24 +302,10 @@ public final class AsyncSslContextBuilder {
     /** Signs a random challenge with the JDK-path key and verifies it with the certificate's key. */
     private void checkJdkKeyMatches() {
         PublicKey certKey = chain[0].getPublicKey();
-        String alg = switch (jdkKey.getAlgorithm()) {
-            case "RSA" -> "SHA256withRSA";
-            case "EC" -> "SHA256withECDSA";
-            default -> "Ed25519";
-        };
         boolean matches;
         try {
-            byte[] challenge = new byte[32];
-            new SecureRandom().nextBytes(challenge);
-            Signature signer = Signature.getInstance(alg);
-            signer.initSign(jdkKey);
-            signer.update(challenge);
-            byte[] sig = signer.sign();
-            Signature verifier = Signature.getInstance(alg);
-            verifier.initVerify(certKey);
-            verifier.update(challenge);
-            matches = verifier.verify(sig);
-        } catch (GeneralSecurityException e) {
+            matches = KeyMatch.matches(jdkKey, certKey);
+        } catch (GeneralSecurityException | RuntimeException e) {
             matches = false;
         }
         if (!matches) {

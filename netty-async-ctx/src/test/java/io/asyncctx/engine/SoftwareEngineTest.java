@@ -191,6 +191,52 @@ class SoftwareEngineTest {
     }
 
     @Test
+    void shouldCloseOnceWhenManyThreadsCloseAtOnce() throws Exception {
+        BlockingSigner signer = new BlockingSigner(TestKeys.forScheme(SignatureScheme.ED25519));
+        KeyOperation op = KeyOperation.sign(SignatureScheme.ED25519, new byte[10]);
+        SoftwareEngine engine = new SoftwareEngine("t", AbstractAsyncEngine.FdMode.PER_CTX, signer, null, 1, 4);
+        try (EngineDriver busy = new EngineDriver(engine, true); EngineDriver queued = new EngineDriver(engine, true)) {
+            AsyncJob<byte[]> running = busy.start(op);
+            signer.awaitEntered();
+            AsyncJob<byte[]> waiting = queued.start(op);
+            CountDownLatch go = new CountDownLatch(1);
+            List<Thread> closers = new ArrayList<>();
+            AtomicReference<Throwable> thrown = new AtomicReference<>();
+            for (int i = 0; i < 8; i++) {
+                Thread t = new Thread(() -> {
+                    try {
+                        go.await();
+                        engine.close();
+                    } catch (Throwable e) {
+                        thrown.set(e);
+                    }
+                }, "closer-" + i);
+                t.start();
+                closers.add(t);
+            }
+            go.countDown();
+            // The winner waits for the busy worker (TIMED_WAITING in join); the others have returned at once.
+            while (closers.stream().noneMatch(t -> t.getState() == Thread.State.TIMED_WAITING)
+                    && closers.stream().anyMatch(Thread::isAlive)) {
+                Thread.sleep(1);
+            }
+            signer.release();
+            for (Thread t : closers) {
+                t.join(30_000);
+                assertTrue(!t.isAlive(), t.getName() + " is stuck");
+            }
+            assertNull(thrown.get());
+            assertTrue(engine.isClosed());
+            // close() interrupts the busy worker (this signer gives up when interrupted) and fails the queued
+            // operation: each of the two failed exactly once, by the one close() that won the CAS.
+            assertEquals(2, engine.operationsFailed());
+            assertEquals(AsyncStartResult.ERR, queued.awaitAndResume(waiting));
+            assertTrue(waiting.failure().getMessage().contains("closed"), waiting.failure().getMessage());
+            assertEquals(AsyncStartResult.ERR, busy.awaitAndResume(running));
+        }
+    }
+
+    @Test
     void shouldSkipTheQueuedOperationOfAnAbandonedJob() throws Exception {
         BlockingSigner signer = new BlockingSigner(TestKeys.forScheme(SignatureScheme.ED25519));
         KeyOperation op = KeyOperation.sign(SignatureScheme.ED25519, new byte[10]);
@@ -205,9 +251,9 @@ class SoftwareEngineTest {
             assertEquals(2, engine.queued());
 
             assertTrue(j2.abandon());
-            cancelled.session.cancel(j2); // removed from the queue at once
-            assertEquals(1, engine.queued());
-            assertEquals(1, engine.operationsCancelled());
+            cancelled.session.cancel(j2); // lazy: stays queued (no O(capacity) removal), the worker skips it
+            assertEquals(2, engine.queued());
+            assertEquals(0, engine.operationsCancelled());
             assertTrue(j3.abandon());     // not told to the engine: the worker sees isCancelled() and skips it
 
             signer.release();

@@ -38,7 +38,8 @@ import org.junit.jupiter.params.provider.MethodSource;
 
 /**
  * Real TLS handshakes whose private key is on a real SoftHSM2 token and never in the JVM: a BoringSSL server with a
- * {@link Pkcs11Engine} (RSA and EC keys, certificate chain read from the token) against openssl s_client and Netty
+ * {@link Pkcs11Engine} (RSA and Ed25519 keys alone on the token with the certificate from a
+ * file, an EC key with its certificate read from the token) against openssl s_client and Netty
  * clients, TLS 1.3 and 1.2, fd and callback notification, and the TLS 1.2 static-RSA decryption. Every case checks
  * that the token performed the operation ({@link Pkcs11Engine#completedOperations()}) and that it went through the
  * offload path ({@link AsyncSslContext#offloadedOperations()}).
@@ -46,31 +47,37 @@ import org.junit.jupiter.params.provider.MethodSource;
 @Timeout(value = 120, unit = TimeUnit.SECONDS)
 class TlsPkcs11Test {
 
+    /** The keys: RSA and Ed25519 key-only (certificate from a file), EC with its certificate on the token. */
     enum Key {
-        RSA("rsa-key", "RSA"), EC("ec-key", "ECDSA");
+        RSA("rsa-key", "RSA", true), EC("ec-key", "ECDSA", false), ED25519("ed-key", "ECDSA", true);
 
         final String label;
         final String tls12Auth;
+        final boolean keyOnly;
 
-        Key(String label, String tls12Auth) {
+        Key(String label, String tls12Auth, boolean keyOnly) {
             this.label = label;
             this.tls12Auth = tls12Auth;
+            this.keyOnly = keyOnly;
         }
     }
 
     private static SoftHsmToken token;
     private static Pkcs11Engine rsaEngine;
     private static Pkcs11Engine ecEngine;
+    private static Pkcs11Engine edEngine;
 
     @BeforeAll
     static void createToken() throws Exception {
         assumeTrue(SoftHsmToken.isAvailable(), "SoftHSM2, pkcs11-tool and openssl are needed");
         token = SoftHsmToken.builder()
-                .key(Key.RSA.label, SoftHsmToken.KeyType.RSA_2048)
+                .key(Key.RSA.label, SoftHsmToken.KeyType.RSA_2048, SoftHsmToken.CertMode.NONE)
                 .key(Key.EC.label, SoftHsmToken.KeyType.EC_P256)
+                .key(Key.ED25519.label, SoftHsmToken.KeyType.ED25519, SoftHsmToken.CertMode.NONE)
                 .build();
         rsaEngine = engineFor(Key.RSA);
         ecEngine = engineFor(Key.EC);
+        edEngine = engineFor(Key.ED25519);
     }
 
     @AfterAll
@@ -81,21 +88,33 @@ class TlsPkcs11Test {
         if (ecEngine != null) {
             ecEngine.close();
         }
+        if (edEngine != null) {
+            edEngine.close();
+        }
         if (token != null) {
             token.close();
         }
     }
 
+    /** Key-only keys get their chain as a file would give it; the EC key's chain is read from the token. */
     private static Pkcs11Engine engineFor(Key key) {
-        return Pkcs11Engine.builder().name("tls-" + key.label).modulePath(token.modulePath())
-                .tokenLabel(token.tokenLabel()).pinFile(token.pinFile()).keyLabel(key.label).threads(2).build();
+        var b = Pkcs11Engine.builder().name("tls-" + key.label).modulePath(token.modulePath())
+                .tokenLabel(token.tokenLabel()).pinFile(token.pinFile()).keyLabel(key.label).threads(2);
+        if (key.keyOnly) {
+            b.certificateChain(token.certificateChain(key.label));
+        }
+        return b.build();
     }
 
     private static Pkcs11Engine engine(Key key) {
-        return key == Key.RSA ? rsaEngine : ecEngine;
+        return switch (key) {
+            case RSA -> rsaEngine;
+            case EC -> ecEngine;
+            case ED25519 -> edEngine;
+        };
     }
 
-    /** A context whose chain is the one stored on the token with the key. */
+    /** A context whose chain is the engine's (from the file for key-only keys, else from the token). */
     private static AsyncSslContext context(Key key, OffloadConfig.Notify notify, String protocol) throws Exception {
         Pkcs11Engine engine = engine(key);
         return AsyncSslContextBuilder.forServer(engine, engine.certificateChain())

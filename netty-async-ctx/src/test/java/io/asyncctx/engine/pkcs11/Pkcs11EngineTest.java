@@ -91,7 +91,7 @@ class Pkcs11EngineTest {
         }
     }
 
-    private static Pkcs11Engine.Builder builder(String keyLabel) {
+    private static Pkcs11EngineBuilder builder(String keyLabel) {
         return token.engineBuilder().keyLabel(keyLabel);
     }
 
@@ -157,19 +157,6 @@ class Pkcs11EngineTest {
     @Test
     void shouldKeepThePrivateKeyOnTheTokenAndSignThere() throws Exception {
         try (Pkcs11Engine engine = builder("rsa-key").build()) {
-            Provider provider = engine.provider();
-            assertTrue(provider.getName().startsWith("SunPKCS11-"), provider.getName());
-            assertNull(java.security.Security.getProvider(provider.getName()), "the provider must not be installed");
-
-            KeyStore ks = KeyStore.getInstance("PKCS11", provider);
-            ks.load(null, null); // already logged in by the engine
-            PrivateKey key = (PrivateKey) ks.getKey("rsa-key", null);
-            assertNull(key.getEncoded(), "a token key must not reveal its encoding");
-            assertNull(key.getFormat());
-            assertTrue(key.toString().contains("token object, sensitive, unextractable"), key.toString());
-            // Ask the token itself for the private exponent: a sensitive key refuses (CKR_ATTRIBUTE_SENSITIVE).
-            assertThrows(java.security.spec.InvalidKeySpecException.class, () -> java.security.KeyFactory
-                    .getInstance("RSA", provider).getKeySpec(key, java.security.spec.RSAPrivateCrtKeySpec.class));
             // pkcs11-tool reads the attributes: CKA_SENSITIVE true, CKA_EXTRACTABLE false (it would print
             // "extractable").
             String objects = token.pkcs11Tool("--list-objects", "--type", "privkey", "--label", "rsa-key");
@@ -311,9 +298,7 @@ class Pkcs11EngineTest {
     @Test
     void shouldStayLoggedInUntilTheLastEngineOfTheTokenCloses() throws Exception {
         try (Pkcs11Engine first = builder("rsa-key").build()) {
-            assertTrue(first.provider() != null);
             try (Pkcs11Engine second = builder("ec-key").build()) {
-                assertTrue(first.provider() != second.provider(), "each engine has its own provider instance");
                 first.close();
                 assertTrue(isLoggedIn());
                 byte[] message = randomBytes(50);
@@ -334,9 +319,43 @@ class Pkcs11EngineTest {
     }
 
     @Test
+    void shouldNameAModuleThatIsNotAPkcs11Module() throws Exception {
+        Path notPkcs11 = Path.of("/usr/lib/x86_64-linux-gnu/libz.so.1").toRealPath();
+        IllegalStateException e = assertThrows(IllegalStateException.class,
+                () -> builder("rsa-key").modulePath(notPkcs11).build());
+        assertTrue(e.getMessage().contains("cannot load the PKCS#11 module " + notPkcs11)
+                && e.getMessage().contains("does not export C_GetFunctionList")
+                && e.getMessage().contains("p11-kit-client.so"), e.getMessage());
+        Path text = token.directory().resolve("not-a-library.so");
+        Files.writeString(text, "C_GetFunctionList\n");
+        IllegalStateException notElf = assertThrows(IllegalStateException.class,
+                () -> builder("rsa-key").modulePath(text).build());
+        assertTrue(notElf.getMessage().contains("it is not a shared library"), notElf.getMessage());
+    }
+
+    @Test
+    void shouldSelectTheTokenBySerialAndTheKeyByUri() throws Exception {
+        String serial = token.run("pkcs11-tool", "--module", SoftHsmToken.SYSTEM_MODULE.toString(), "-L").lines()
+                .filter(l -> l.contains("serial num")).map(l -> l.substring(l.indexOf(':') + 1).strip())
+                .findFirst().orElseThrow();
+        try (Pkcs11Engine engine = Pkcs11Engine.builder().uri("pkcs11:serial=" + serial + ";object=ec-key;type=private"
+                + "?module-path=" + token.modulePath() + "&pin-source=file:" + token.pinFile()).build()) {
+            assertEquals(token.slotId(), engine.slotId());
+            byte[] message = randomBytes(32);
+            byte[] sig = runWithCallback(engine, KeyOperation.sign(SignatureScheme.ECDSA_SECP256R1_SHA256, message));
+            assertTrue(verify(SignatureScheme.ECDSA_SECP256R1_SHA256, engine.publicKey(), message, sig));
+        }
+        try (Pkcs11Engine engine = Pkcs11Engine.builder().uri("pkcs11:slot-id=" + token.slotId() + ";object=rsa-key"
+                + "?module-path=" + token.modulePath() + "&pin-source=file:" + token.pinFile()).build()) {
+            assertEquals("RSA", engine.keyAlgorithm());
+        }
+    }
+
+    @Test
     void shouldReportAWrongPinWithoutShowingIt() throws Exception {
         Path wrong = token.directory().resolve("wrong-pin");
         Files.writeString(wrong, "not-" + token.pin() + "\n");
+        Files.setPosixFilePermissions(wrong, java.nio.file.attribute.PosixFilePermissions.fromString("rw-------"));
         IllegalStateException e = assertThrows(IllegalStateException.class,
                 () -> builder("rsa-key").pinFile(wrong).build());
         assertTrue(e.getMessage().contains("CKR_PIN_INCORRECT") && e.getMessage().contains(wrong.toString()),
@@ -358,36 +377,102 @@ class Pkcs11EngineTest {
     void shouldListTheTokenLabelsFoundWhenTheLabelIsUnknown() {
         IllegalStateException e = assertThrows(IllegalStateException.class,
                 () -> builder("rsa-key").tokenLabel("no-such-token").build());
-        assertTrue(e.getMessage().contains("no token labelled 'no-such-token'")
+        assertTrue(e.getMessage().contains("no token matching token='no-such-token'")
                 && e.getMessage().contains(token.tokenLabel()), e.getMessage());
     }
 
     @Test
     void shouldListTheAliasesFoundWhenTheKeyLabelIsAbsent() {
         IllegalStateException e = assertThrows(IllegalStateException.class, () -> builder("no-such-key").build());
-        assertTrue(e.getMessage().contains("no-such-key") && e.getMessage().contains("rsa-key")
-                && e.getMessage().contains("ec-key") && e.getMessage().contains("--write-object"), e.getMessage());
+        assertTrue(e.getMessage().contains("no-such-key") && e.getMessage().contains("'rsa-key' id=01")
+                && e.getMessage().contains("'ec-key' id=02") && e.getMessage().contains("softhsm2-util --import"),
+                e.getMessage());
     }
 
     @Test
-    void shouldExplainThatAKeyWithoutCertificateIsHidden() {
+    void shouldUseAKeyOnlyTokenKeyWithTheCertificateFromAFile() throws Exception {
         IllegalStateException e = assertThrows(IllegalStateException.class, () -> builder("bare-key").build());
-        assertTrue(e.getMessage().contains("bare-key") && e.getMessage().contains("certificate object with the same "
-                + "CKA_ID"), e.getMessage());
+        assertTrue(e.getMessage().contains("no certificate given and none on the token")
+                && e.getMessage().contains("--cert FILE"), e.getMessage());
+        try (Pkcs11Engine engine = builder("bare-key").certificateChain(token.certificateChain("bare-key")).build()) {
+            byte[] message = randomBytes(80);
+            byte[] sig = runWithFd(engine, KeyOperation.sign(SignatureScheme.RSA_PSS_RSAE_SHA256, message));
+            assertTrue(verify(SignatureScheme.RSA_PSS_RSAE_SHA256, engine.publicKey(), message, sig));
+        }
+    }
+
+    @Test
+    void shouldFindTheKeyByIdAlone() throws Exception {
+        try (Pkcs11Engine engine = Pkcs11Engine.builder().modulePath(token.modulePath())
+                .uri("pkcs11:token=" + token.tokenLabel() + ";id=%02;type=private").pinFile(token.pinFile()).build()) {
+            assertEquals("EC", engine.keyAlgorithm());
+            assertEquals(token.certificateChain("ec-key")[0], engine.certificateChain()[0]);
+        }
     }
 
     @Test
     void shouldRefuseAKeyThatDoesNotMatchItsCertificate() {
         IllegalStateException e = assertThrows(IllegalStateException.class, () -> builder("wrong-cert").build());
-        assertTrue(e.getMessage().contains("does not match its certificate"), e.getMessage());
+        assertTrue(e.getMessage().contains("does not match the certificate"), e.getMessage());
+        IllegalStateException other = assertThrows(IllegalStateException.class, () -> builder("rsa-key")
+                .certificateChain(token.certificateChain("bare-key")).build());
+        assertTrue(other.getMessage().contains("does not match the certificate"), other.getMessage());
+        IllegalStateException kind = assertThrows(IllegalStateException.class, () -> builder("rsa-key")
+                .certificateChain(token.certificateChain("ec-key")).build());
+        assertTrue(kind.getMessage().contains("holds a EC key but the token key is RSA"), kind.getMessage());
         assertFalse(isLoggedIn(), "a failed build logs out");
     }
 
     @Test
-    void shouldRefuseEd25519AtBuildTime() {
-        IllegalStateException e = assertThrows(IllegalStateException.class, () -> builder("ed-key").build());
-        assertTrue(e.getMessage().contains("cannot sign with EdDSA") && e.getMessage().contains("RSA or EC"),
-                e.getMessage());
+    void shouldSignWithEd25519OnTheTokenThroughBothPaths() throws Exception {
+        try (Pkcs11Engine engine = builder("ed-key").build()) {
+            assertEquals("Ed25519", engine.keyAlgorithm());
+            for (int i = 0; i < 2; i++) {
+                byte[] message = randomBytes(146);
+                KeyOperation op = KeyOperation.sign(SignatureScheme.ED25519, message);
+                byte[] sig = i == 0 ? runWithCallback(engine, op) : runWithFd(engine, op);
+                assertEquals(64, sig.length);
+                assertTrue(verify(SignatureScheme.ED25519, engine.publicKey(), message, sig));
+            }
+        }
+    }
+
+    @Test
+    void shouldRefuseAWorldReadablePinFileAndAPinInTheUri() throws Exception {
+        Path open = token.directory().resolve("open-pin");
+        Files.writeString(open, token.pin() + "\n");
+        Files.setPosixFilePermissions(open, java.nio.file.attribute.PosixFilePermissions.fromString("rw-r--r--"));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> builder("rsa-key").pinFile(open).build());
+        assertTrue(e.getMessage().contains("chmod 600 " + open), e.getMessage());
+        assertFalse(stackText(e).contains(token.pin()));
+        IllegalArgumentException inUri = assertThrows(IllegalArgumentException.class,
+                () -> builder("rsa-key").uri("pkcs11:object=rsa-key?pin-value=" + token.pin()));
+        assertTrue(inUri.getMessage().contains("pin-source=file:"), inUri.getMessage());
+    }
+
+    @Test
+    void shouldCloseEverySessionOnClose() throws Exception {
+        Pkcs11Engine engine = builder("rsa-key").threads(3).build();
+        List<Callable<byte[]>> work = new ArrayList<>();
+        for (int i = 0; i < 12; i++) {
+            work.add(() -> runWithCallback(engine, KeyOperation.sign(SignatureScheme.RSA_PKCS1_SHA256,
+                    randomBytes(32))));
+        }
+        ExecutorService clients = Executors.newFixedThreadPool(3);
+        try {
+            for (java.util.concurrent.Future<byte[]> f : clients.invokeAll(work)) {
+                assertEquals(256, f.get().length);
+            }
+        } finally {
+            clients.shutdownNow();
+        }
+        assertTrue(engine.openSessions() >= 2 && engine.openSessions() <= 4, "the login session and one per worker "
+                + "that worked: " + engine.openSessions());
+        assertEquals(engine.openSessions(), engine.sessionsOpened());
+        engine.close();
+        assertEquals(0, engine.openSessions(), "no session left open after close");
+        assertEquals(0, engine.sessionFailures());
     }
 
     // ---- helpers ----
@@ -480,18 +565,27 @@ class Pkcs11EngineTest {
         };
     }
 
-    /** True when the token's user is logged in: a fresh provider can open the KeyStore without a PIN. */
+    /** True when the token's user is logged in for this process: a new session on the module is in a user state. */
     private static boolean isLoggedIn() {
+        TokenModule module = TokenModule.acquire(token.modulePath());
         try {
-            Provider probe = java.security.Security.getProvider("SunPKCS11").configure("--name = probe\nlibrary = "
-                    + token.modulePath() + "\nslot = " + token.slotId() + "\n");
-            KeyStore ks = KeyStore.getInstance("PKCS11", probe);
-            ks.load(null, null);
-            return ks.isKeyEntry("rsa-key");
-        } catch (IOException e) {
-            return false;
-        } catch (Exception e) {
+            org.xipki.pkcs11.wrapper.Session s = null;
+            for (org.xipki.pkcs11.wrapper.Slot slot : module.module().getSlotList(true)) {
+                if (slot.getSlotID() == token.slotId()) {
+                    s = slot.getToken().openSession(false);
+                }
+            }
+            assertTrue(s != null, "slot " + token.slotId() + " not found");
+            try {
+                long state = s.getSessionInfo().getState();
+                return state == org.xipki.pkcs11.wrapper.PKCS11Constants.CKS_RO_USER_FUNCTIONS;
+            } finally {
+                s.closeSession();
+            }
+        } catch (org.xipki.pkcs11.wrapper.PKCS11Exception e) {
             throw new AssertionError(e);
+        } finally {
+            module.release();
         }
     }
 

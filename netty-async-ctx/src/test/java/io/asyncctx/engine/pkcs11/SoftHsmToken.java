@@ -31,7 +31,7 @@ import java.util.stream.Stream;
  * cannot set an environment variable of its own process. Child processes (softhsm2-util, pkcs11-tool) get SOFTHSM2_CONF.
  * For the JVM, each token gets its own copy of libsofthsm2.so ({@link #modulePath()}) in which the default config path
  * is replaced by this token's config file (and the names of the variable and of the per-user file are replaced by names
- * nobody sets): a different file, so the dynamic loader and SunPKCS11 (which caches modules by path) treat it as a
+ * nobody sets): a different file, so the dynamic loader and the engine (which shares one loaded module per path) treat it as a
  * separate module with its own C_Initialize. No environment variable is needed and tokens are isolated from each
  * other and from the machine's tokens. The token directory is created under /tmp with a short name so that the config
  * path fits in place of "/etc/softhsm/softhsm2.conf".
@@ -53,7 +53,7 @@ public final class SoftHsmToken implements AutoCloseable {
         RSA_2048("RSA", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"),
         /** EC on P-256. */
         EC_P256("EC", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"),
-        /** Ed25519 (SunPKCS11 cannot sign with it: for the engine's build-time error). */
+        /** Ed25519 (signed with CKM_EDDSA). */
         ED25519("EdDSA", "-algorithm", "ED25519");
 
         final String jcaAlgorithm;
@@ -69,7 +69,7 @@ public final class SoftHsmToken implements AutoCloseable {
     public enum CertMode {
         /** The key's own self-signed certificate, same CKA_ID and label. */
         MATCHING,
-        /** No certificate object (SunPKCS11's KeyStore then hides the key). */
+        /** No certificate object: a key-only token (the certificate comes from a file); the key PEM stays in the directory. */
         NONE,
         /** A certificate of a different key, with the key's CKA_ID and label (a mismatch). */
         FOREIGN
@@ -212,7 +212,7 @@ public final class SoftHsmToken implements AutoCloseable {
     }
 
     /** A builder of an engine on this token's first key: module, token label, PIN file and key label set. */
-    public Pkcs11Engine.Builder engineBuilder() {
+    public Pkcs11EngineBuilder engineBuilder() {
         return Pkcs11Engine.builder().modulePath(modulePath).tokenLabel(tokenLabel).pinFile(pinFile)
                 .keyLabel(keyLabel());
     }
@@ -248,7 +248,7 @@ public final class SoftHsmToken implements AutoCloseable {
         return run(cmd.toArray(new String[0]));
     }
 
-    /** Deletes the token directory (the module copy stays mapped in the JVM until it exits, as SunPKCS11 keeps it). */
+    /** Deletes the token directory (the module copy stays mapped while an engine uses it). */
     @Override
     public void close() throws IOException {
         deleteRecursively(dir);

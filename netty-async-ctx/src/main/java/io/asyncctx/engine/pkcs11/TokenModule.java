@@ -1,0 +1,267 @@
+package io.asyncctx.engine.pkcs11;
+
+import org.xipki.pkcs11.wrapper.PKCS11Constants;
+import org.xipki.pkcs11.wrapper.PKCS11Exception;
+import org.xipki.pkcs11.wrapper.PKCS11Module;
+import org.xipki.pkcs11.wrapper.StaticLogger;
+import org.xipki.pkcs11.wrapper.TokenException;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
+
+/**
+ * One PKCS#11 module (shared library) loaded and initialised once per JVM and shared by every engine that names the
+ * same path: a module answers {@code CKR_CRYPTOKI_ALREADY_INITIALIZED} to a second {@code C_Initialize}, and one
+ * engine's {@code C_Finalize} would end every other engine's sessions. Counted: finalised when the last engine
+ * releases it.
+ *
+ * <p><b>Recovery.</b> A module whose device went away (a p11-kit server that died: every call then answers
+ * {@code CKR_DEVICE_ERROR} until the module is finalised and initialised again) is re-initialised by
+ * {@link #reinitialize(long)}, once per failure however many workers saw it; the {@link #generation()} moves on and
+ * every session of an older generation is dropped (its handle is gone with the old initialisation) and reopened.
+ * Token calls hold the read lock ({@link #calls()}), re-initialisation the write lock.
+ *
+ * <p><b>Threading.</b> Thread-safe.
+ */
+final class TokenModule {
+
+    private static final Map<Path, TokenModule> MODULES = new HashMap<>();
+
+    static {
+        StaticLogger.setLogger(new WrapperLogger());
+    }
+
+    private final Path path;
+    private final PKCS11Module module;
+    private final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
+    private final Map<Long, Integer> logins = new HashMap<>();
+    private int refs;
+    private volatile long generation;
+    private volatile long reinitializations;
+
+    private TokenModule(Path path, PKCS11Module module) {
+        this.path = path;
+        this.module = module;
+    }
+
+    /**
+     * The module at {@code path}, loaded and initialised on first use; release it with {@link #release()}.
+     *
+     * @throws IllegalStateException when it cannot be loaded or initialised (the message says what to do)
+     */
+    static TokenModule acquire(Path path) {
+        Path key = path.toAbsolutePath().normalize();
+        synchronized (MODULES) {
+            TokenModule m = MODULES.get(key);
+            if (m == null) {
+                checkExportsGetFunctionList(key);
+                PKCS11Module loaded;
+                try {
+                    loaded = PKCS11Module.getInstance(key.toString());
+                    loaded.initialize();
+                } catch (IOException | TokenException | RuntimeException | UnsatisfiedLinkError e) {
+                    throw new IllegalStateException("cannot load the PKCS#11 module " + key + ": " + Pkcs11Errors.text(e)
+                            + "; check that it is a PKCS#11 module (for SoftHSM2: /usr/lib/softhsm/libsofthsm2.so; "
+                            + "for a remote token through p11-kit: /usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so "
+                            + "with P11_KIT_SERVER_ADDRESS set)", e);
+                }
+                m = new TokenModule(key, loaded);
+                MODULES.put(key, m);
+            }
+            m.refs++;
+            return m;
+        }
+    }
+
+    /**
+     * Refuses a file that does not name {@code C_GetFunctionList}, the one symbol every PKCS#11 module exports. The
+     * wrapper's native {@code connect} crashes the JVM (SIGSEGV in {@code jni_ThrowNew}, seen with libz.so.1) when it
+     * loads a shared library without that symbol, so a wrong module path must be caught before it gets there. The
+     * check reads the file for the symbol's name (it is in the dynamic string table of any library that exports it).
+     */
+    static void checkExportsGetFunctionList(Path path) {
+        byte[] bytes;
+        try {
+            bytes = java.nio.file.Files.readAllBytes(path);
+        } catch (IOException e) {
+            throw new IllegalStateException("cannot read the PKCS#11 module " + path + ": " + e, e);
+        }
+        byte[] elf = {0x7f, 'E', 'L', 'F'};
+        boolean isElf = bytes.length > 4 && java.util.Arrays.equals(bytes, 0, 4, elf, 0, 4);
+        byte[] symbol = "C_GetFunctionList\0".getBytes(java.nio.charset.StandardCharsets.US_ASCII);
+        if (!isElf || indexOf(bytes, symbol) < 0) {
+            throw new IllegalStateException("cannot load the PKCS#11 module " + path + ": " + (isElf ? "it does not "
+                    + "export C_GetFunctionList, so it is not a PKCS#11 module" : "it is not a shared library")
+                    + "; give the token's PKCS#11 module (for SoftHSM2: /usr/lib/softhsm/libsofthsm2.so; for a remote "
+                    + "token through p11-kit: /usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so)");
+        }
+    }
+
+    private static int indexOf(byte[] haystack, byte[] needle) {
+        outer:
+        for (int i = 0; i + needle.length <= haystack.length; i++) {
+            for (int j = 0; j < needle.length; j++) {
+                if (haystack[i + j] != needle[j]) {
+                    continue outer;
+                }
+            }
+            return i;
+        }
+        return -1;
+    }
+
+    /** Releases one use; the last one finalises the module. */
+    void release() {
+        synchronized (MODULES) {
+            if (--refs > 0) {
+                return;
+            }
+            MODULES.remove(path, this);
+        }
+        lock.writeLock().lock();
+        try {
+            module.finalize(null);
+        } catch (PKCS11Exception | RuntimeException e) {
+            // The device may be gone already; nothing else to release.
+        } finally {
+            lock.writeLock().unlock();
+        }
+    }
+
+    PKCS11Module module() {
+        return module;
+    }
+
+    Path path() {
+        return path;
+    }
+
+    /** Held (read) around every token call so that a re-initialisation waits for calls in progress. */
+    ReentrantReadWriteLock.ReadLock calls() {
+        return lock.readLock();
+    }
+
+    /** Moves on at every re-initialisation: sessions opened in an older generation are gone. */
+    long generation() {
+        return generation;
+    }
+
+    /** Re-initialisations so far. */
+    long reinitializations() {
+        return reinitializations;
+    }
+
+    /**
+     * Finalises and initialises the module again, unless another thread already did since {@code seenGeneration}.
+     *
+     * @throws PKCS11Exception when the module cannot be initialised (the device is still away)
+     */
+    void reinitialize(long seenGeneration) throws PKCS11Exception {
+        lock.writeLock().lock();
+        try {
+            if (generation != seenGeneration) {
+                return;
+            }
+            try {
+                module.finalize(null);
+            } catch (PKCS11Exception e) {
+                // Already finalised by a failed attempt before: initialise below.
+            }
+            generation++;
+            reinitializations++;
+            module.initialize();
+        } finally {
+            lock.writeLock().unlock();
+        }
+    }
+
+    /** Records one more engine logged in to {@code slotId}. */
+    synchronized void loggedIn(long slotId) {
+        logins.merge(slotId, 1, Integer::sum);
+    }
+
+    /** Records one engine fewer; true when it was the last one of the slot, which then logs out. */
+    synchronized boolean loggedOut(long slotId) {
+        Integer n = logins.get(slotId);
+        if (n == null || n <= 1) {
+            logins.remove(slotId);
+            return true;
+        }
+        logins.put(slotId, n - 1);
+        return false;
+    }
+
+    /** True for the codes after which the session (or the whole module) must be reopened. */
+    static boolean isSessionLost(long code) {
+        return code == PKCS11Constants.CKR_SESSION_HANDLE_INVALID || code == PKCS11Constants.CKR_SESSION_CLOSED
+                || code == PKCS11Constants.CKR_DEVICE_REMOVED || code == PKCS11Constants.CKR_DEVICE_ERROR
+                || code == PKCS11Constants.CKR_TOKEN_NOT_PRESENT || code == PKCS11Constants.CKR_USER_NOT_LOGGED_IN
+                || code == PKCS11Constants.CKR_CRYPTOKI_NOT_INITIALIZED
+                || code == PKCS11Constants.CKR_OBJECT_HANDLE_INVALID || code == PKCS11Constants.CKR_KEY_HANDLE_INVALID;
+    }
+
+    /** True for the codes after which only a re-initialisation of the module helps. */
+    static boolean isModuleLost(long code) {
+        return code == PKCS11Constants.CKR_DEVICE_ERROR || code == PKCS11Constants.CKR_DEVICE_REMOVED
+                || code == PKCS11Constants.CKR_CRYPTOKI_NOT_INITIALIZED;
+    }
+
+    /** The wrapper's log lines go to {@code System.Logger} at DEBUG (its INFO banner is not for operators). */
+    private static final class WrapperLogger implements org.xipki.pkcs11.wrapper.Logger {
+        private static final System.Logger LOG = System.getLogger("io.asyncctx.engine.pkcs11.ipkcs11wrapper");
+
+        private static void log(System.Logger.Level level, String format, Object... args) {
+            if (LOG.isLoggable(level)) {
+                LOG.log(level, () -> String.format(format.replace("{}", "%s"), args));
+            }
+        }
+
+        @Override
+        public void info(String format, Object... args) {
+            log(System.Logger.Level.DEBUG, format, args);
+        }
+
+        @Override
+        public void warn(String format, Object... args) {
+            log(System.Logger.Level.DEBUG, format, args);
+        }
+
+        @Override
+        public void error(String format, Object... args) {
+            log(System.Logger.Level.DEBUG, format, args);
+        }
+
+        @Override
+        public void debug(String format, Object... args) {
+            log(System.Logger.Level.TRACE, format, args);
+        }
+
+        @Override
+        public void trace(String format, Object... args) {
+            log(System.Logger.Level.TRACE, format, args);
+        }
+
+        @Override
+        public boolean isDebugEnabled() {
+            return LOG.isLoggable(System.Logger.Level.TRACE);
+        }
+
+        @Override
+        public boolean isInfoEnabled() {
+            return LOG.isLoggable(System.Logger.Level.DEBUG);
+        }
+
+        @Override
+        public boolean isWarnEnabled() {
+            return LOG.isLoggable(System.Logger.Level.DEBUG);
+        }
+
+        @Override
+        public boolean isTraceEnabled() {
+            return LOG.isLoggable(System.Logger.Level.TRACE);
+        }
+    }
+}
