@@ -159,7 +159,6 @@ public final class ExampleServer implements AutoCloseable {
                         .inlinePolicy(inline);
                 settings.applyTo(b);
                 async = b.build();
-                settings.finish(async.sslContext());
                 AsyncSslContext ctx = async;
                 tls = ctx::newHandler;
             }
@@ -172,7 +171,7 @@ public final class ExampleServer implements AutoCloseable {
                 SslContextBuilder b = isEdDsa(key) ? SslContextBuilder.forServer(new SingleKeyManager(key, chain))
                         : SslContextBuilder.forServer(key, chain);
                 settings.applyTo(b.sslProvider(SslProvider.OPENSSL));
-                SslContext ctx = settings.finish(b.build());
+                SslContext ctx = b.build();
                 tls = ch -> ctx.newHandler(ch.alloc());
             }
             case BLOCKING -> {
@@ -180,7 +179,7 @@ public final class ExampleServer implements AutoCloseable {
                         .sslProvider(SslProvider.OPENSSL)
                         .option(OpenSslContextOption.ASYNC_PRIVATE_KEY_METHOD, new BlockingKeyMethod(engine));
                 settings.applyTo(b);
-                SslContext ctx = settings.finish(b.build());
+                SslContext ctx = b.build();
                 tls = ch -> ctx.newHandler(ch.alloc());
             }
             default -> throw new IllegalArgumentException(mode.toString());
@@ -191,7 +190,8 @@ public final class ExampleServer implements AutoCloseable {
         try {
             channel = new ServerBootstrap().group(group).channel(transport.serverChannel())
                     .option(ChannelOption.SO_BACKLOG, 4096)
-                    .childHandler(new TlsServerInitializer(tls, settings.http2(), registry::scrape))
+                    .childHandler(new TlsServerInitializer(settings.perConnection(tls), settings.http2(),
+                            registry::scrape))
                     .bind(host, port).sync().channel();
             success = true;
         } finally {

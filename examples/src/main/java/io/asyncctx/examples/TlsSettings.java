@@ -1,19 +1,23 @@
 package io.asyncctx.examples;
 
+import io.asyncctx.netty.AsyncOffloadHandler;
 import io.asyncctx.netty.AsyncSslContextBuilder;
+import io.netty.channel.ChannelHandler;
+import io.netty.channel.socket.SocketChannel;
 import io.netty.handler.ssl.ApplicationProtocolConfig;
 import io.netty.handler.ssl.ApplicationProtocolNames;
 import io.netty.handler.ssl.ClientAuth;
 import io.netty.handler.ssl.OpenSslContextOption;
-import io.netty.handler.ssl.ReferenceCountedOpenSslContext;
-import io.netty.handler.ssl.SslContext;
+import io.netty.handler.ssl.ReferenceCountedOpenSslEngine;
 import io.netty.handler.ssl.SslContextBuilder;
+import io.netty.handler.ssl.SslHandler;
 import io.netty.internal.tcnative.SSL;
-import io.netty.internal.tcnative.SSLContext;
 
 import java.security.cert.X509Certificate;
 import java.util.List;
 import java.util.Objects;
+import java.util.function.Function;
+import javax.net.ssl.SSLEngine;
 
 /**
  * The example server's TLS configuration apart from its key: versions, cipher suites, key-exchange groups, whose
@@ -96,16 +100,20 @@ public record TlsSettings(List<String> protocols, List<String> ciphers, List<Str
     }
 
     /**
-     * Applies what Netty's builder cannot express: the client's cipher order. Netty always sets
-     * {@code SSL_OP_CIPHER_SERVER_PREFERENCE}; this clears it on the built context when the client's order should win.
+     * Applies what Netty's builder cannot express, per connection: the client's cipher order. Netty always sets
+     * {@code SSL_OP_CIPHER_SERVER_PREFERENCE} on its contexts; when the client's order should win, this clears it on
+     * each connection's {@code SSL} right after the handler is made (before the ClientHello is read).
      */
-    @SuppressWarnings("deprecation") // sslCtxPointer(): used once, while the context is certainly alive
-    SslContext finish(SslContext ctx) {
-        if (!serverCipherOrder) {
-            SSLContext.clearOptions(((ReferenceCountedOpenSslContext) ctx).sslCtxPointer(),
-                    SSL.SSL_OP_CIPHER_SERVER_PREFERENCE);
+    Function<SocketChannel, ChannelHandler> perConnection(Function<SocketChannel, ChannelHandler> tls) {
+        if (serverCipherOrder) {
+            return tls;
         }
-        return ctx;
+        return ch -> {
+            ChannelHandler h = tls.apply(ch);
+            SSLEngine engine = h instanceof AsyncOffloadHandler a ? a.sslHandler().engine() : ((SslHandler) h).engine();
+            SSL.clearOptions(((ReferenceCountedOpenSslEngine) engine).sslPointer(), SSL.SSL_OP_CIPHER_SERVER_PREFERENCE);
+            return h;
+        };
     }
 
     private ApplicationProtocolConfig alpnConfig() {
