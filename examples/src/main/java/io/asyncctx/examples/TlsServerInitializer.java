@@ -18,7 +18,8 @@ import java.util.function.Function;
 import java.util.function.Supplier;
 
 /**
- * Sets up each accepted channel: TLS (offloaded, inline or blocking, as the server's mode says), then, once ALPN has
+ * Sets up each accepted channel: TLS (offloaded, inline or blocking, as the server's mode says), the TLS 1.3 session
+ * tickets sent right after the handshake ({@link SessionTicketFlusher}), then, once ALPN has
  * chosen, HTTP/2 (Netty's HTTP/2 codec, one child channel per stream) or HTTP/1.1. Both end in the same
  * {@link HttpInfoHandler}. Another protocol is one more case in {@link #configure}.
  *
@@ -41,6 +42,7 @@ final class TlsServerInitializer extends ChannelInitializer<SocketChannel> {
     @Override
     protected void initChannel(SocketChannel ch) {
         ch.pipeline().addLast(tls.apply(ch));
+        ch.pipeline().addLast(new SessionTicketFlusher());
         if (http2) {
             ch.pipeline().addLast(new ApplicationProtocolNegotiationHandler(ApplicationProtocolNames.HTTP_1_1) {
                 @Override

@@ -77,7 +77,41 @@ class ProtocolsProcessIT {
                     "127.0.0.1"));
             assertTrue(gnutls.contains("Handshake was completed"), gnutls);
             assertTrue(gnutls.contains("ALPN: h2") || gnutls.contains("Application protocol: h2"), gnutls);
+
+            // gnutls-cli saves the session right after the handshake, before any request: it resumes only because
+            // the TLS 1.3 tickets go out with the handshake (SessionTicketFlusher), not with the first response.
+            String resume = run(List.of("gnutls-cli", "--insecure", "--resume", "--port", String.valueOf(s.port),
+                    "127.0.0.1"));
+            assertTrue(resume.contains("This is a resumed session"), resume);
         }
+    }
+
+    @Test
+    void shouldShowBoringSslsClientHelloLimitAndWhenItRises() throws Exception {
+        // 70 ALPN names of 244 bytes: a ClientHello of about 17 KB. BoringSSL accepts at most 16 KB for a handshake
+        // message unless the server verifies client certificates (then the certificate-list limit applies).
+        StringBuilder alpn = new StringBuilder();
+        for (int i = 0; i < 70; i++) {
+            alpn.append(String.format("p%03d", i)).append("x".repeat(240)).append(',');
+        }
+        alpn.append("h2");
+        try (Server s = Server.start(List.of())) {
+            String out = sClient(s, List.of("-alpn", alpn.toString()));
+            assertTrue(out.contains("alert illegal parameter"), out);
+        }
+        try (Server s = Server.start(List.of("--client-ca", file("ca.pem"), "--client-auth", "optional"))) {
+            String out = sClient(s, List.of("-alpn", alpn.toString()));
+            assertTrue(out.contains("ALPN protocol: h2") && out.contains("Cipher is TLS_"), out);
+        }
+    }
+
+    @Test
+    void shouldPrintVersions() throws Exception {
+        Process p = ExampleServerProcessIT.start(List.of("-V"));
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertTrue(p.waitFor(30, TimeUnit.SECONDS));
+        assertEquals(0, p.exitValue(), out);
+        assertTrue(out.startsWith("netty-async-ctx 0.") && out.contains("Netty 4.2") && out.contains("BoringSSL"), out);
     }
 
     @Test
