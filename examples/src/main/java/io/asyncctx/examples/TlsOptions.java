@@ -26,7 +26,7 @@ final class TlsOptions {
     List<String> ciphers;
 
     @Option(names = "--groups", split = ",", paramLabel = "GROUP", description = "Key-exchange groups, comma-separated "
-            + "in preference order, e.g. X25519,P-256,P-384 (default: BoringSSL's, X25519,P-256,P-384).")
+            + "in preference order, e.g. X25519,P-256 (default: Netty's, X25519MLKEM768,X25519,P-256,P-384,P-521).")
     List<String> groups;
 
     @Option(names = "--cipher-order", description = "server | client: whose cipher-suite order wins in TLS 1.2 "

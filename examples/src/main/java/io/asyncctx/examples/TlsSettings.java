@@ -26,14 +26,16 @@ import javax.net.ssl.SSLEngine;
  *
  * <p>The default cipher list is what nginx's defaults ({@code ssl_ciphers HIGH:!aNULL:!MD5}) accept among the ECDHE
  * AEAD suites of TLS 1.2, plus the three TLS 1.3 suites: AES-128-GCM, AES-256-GCM and ChaCha20-Poly1305 with ECDSA
- * and with RSA certificates. The default groups are BoringSSL's (X25519, P-256, P-384).
+ * and with RSA certificates. The default groups are Netty's for BoringSSL: X25519MLKEM768 (post-quantum hybrid),
+ * X25519, P-256, P-384, P-521 (nginx with OpenSSL 3.0 offers X25519, P-256, X448, P-521, P-384; BoringSSL has no
+ * X448).
  *
  * <p>Threading: immutable.
  *
  * @param protocols the TLS versions, for example "TLSv1.3", "TLSv1.2"
  * @param ciphers the cipher suites, IANA or OpenSSL names
  * @param groups the key-exchange groups in preference order (OpenSSL names: X25519, P-256, ...), or null for
- *     BoringSSL's default
+ *     Netty's default
  * @param serverCipherOrder true to choose the cipher suite by the server's order (Netty's default), false to follow
  *     the client's (nginx's default)
  * @param alpn the application protocols offered in ALPN, in preference order, for example "h2", "http/1.1"
@@ -55,7 +57,7 @@ public record TlsSettings(List<String> protocols, List<String> ciphers, List<Str
             "TLS_AES_256_GCM_SHA384",
             "TLS_CHACHA20_POLY1305_SHA256");
 
-    /** Validates; copies the arrays. */
+    /** Validates; copies the lists and the array. */
     public TlsSettings {
         protocols = List.copyOf(protocols);
         ciphers = List.copyOf(ciphers);
@@ -69,10 +71,16 @@ public record TlsSettings(List<String> protocols, List<String> ciphers, List<Str
         clientCa = clientCa == null ? null : clientCa.clone();
     }
 
-    /** TLS 1.3 and 1.2, {@link #DEFAULT_CIPHERS}, BoringSSL's groups, server order, h2 and http/1.1, no client auth. */
+    /** TLS 1.3 and 1.2, {@link #DEFAULT_CIPHERS}, Netty's groups, server order, h2 and http/1.1, no client auth. */
     public static TlsSettings defaults() {
         return new TlsSettings(List.of("TLSv1.3", "TLSv1.2"), DEFAULT_CIPHERS, null, true,
                 List.of(ApplicationProtocolNames.HTTP_2, ApplicationProtocolNames.HTTP_1_1), ClientAuth.NONE, null);
+    }
+
+    /** The client CA certificates (a copy), or null. */
+    @Override
+    public X509Certificate[] clientCa() {
+        return clientCa == null ? null : clientCa.clone();
     }
 
     /** Whether HTTP/2 is offered in ALPN. */
@@ -90,7 +98,7 @@ public record TlsSettings(List<String> protocols, List<String> ciphers, List<Str
             b.applicationProtocolConfig(alpnConfig());
         }
         if (clientAuth != ClientAuth.NONE) {
-            b.clientAuth(clientAuth).trustManager(clientCa);
+            b.clientAuth(clientAuth).trustManager(clientCa());
         }
     }
 

@@ -131,7 +131,8 @@ class ProtocolsProcessIT {
             }
         }
         try (Server s = Server.start(List.of("--ciphers", "ECDHE-RSA-AES128-GCM-SHA256", "--tls-versions",
-                "TLSv1.2"))) {
+                "TLSv1.2", "--groups", "P-384"))) {
+            assertTrue(sClient(s, List.of()).contains("Server Temp Key: ECDH, secp384r1"));
             String narrowed = sClient(s, List.of("-tls1_2", "-cipher", "ECDHE-RSA-CHACHA20-POLY1305"));
             assertTrue(narrowed.contains("alert handshake failure"), narrowed);
             assertTrue(sClient(s, List.of()).contains("Cipher is ECDHE-RSA-AES128-GCM-SHA256"));
