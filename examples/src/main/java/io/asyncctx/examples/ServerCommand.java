@@ -90,6 +90,12 @@ final class ServerCommand implements Callable<Integer> {
             } catch (javax.net.ssl.SSLException e) {
                 throw new BadFlagException("cannot build the TLS context (check --ciphers, --groups, --tls-versions): "
                         + e.getMessage());
+            } catch (Exception e) {
+                if (isAddressInUse(e)) {
+                    throw new BadFlagException("--port " + port + ": " + host + ":" + port + " is already in use; "
+                            + "stop what listens there or choose another port (--port 0 picks a free one)");
+                }
+                throw e;
             }
             Runnable stop = () -> {
                 try {
@@ -112,6 +118,17 @@ final class ServerCommand implements Callable<Integer> {
         }
         System.out.println("stopped");
         return 0;
+    }
+
+    /** A bind that failed because the address is taken (NIO: BindException; epoll, io_uring: errno EADDRINUSE). */
+    static boolean isAddressInUse(Throwable e) {
+        for (Throwable t = e; t != null; t = t.getCause() == t ? null : t.getCause()) {
+            if (t instanceof java.net.BindException
+                    || (t.getMessage() != null && t.getMessage().contains("Address already in use"))) {
+                return true;
+            }
+        }
+        return false;
     }
 
     static OffloadConfig.Notify parseNotify(String notify, ExampleServer.Transport t) {

@@ -2,6 +2,7 @@ package io.asyncctx.netty;
 
 import io.asyncctx.engine.KeyOperation;
 import io.asyncctx.engine.KeySigner;
+import io.netty.buffer.ByteBuf;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelDuplexHandler;
 import io.netty.channel.ChannelHandlerContext;
@@ -19,8 +20,12 @@ import javax.net.ssl.SSLHandshakeException;
  * Binds one channel to an {@link AsyncSslContext}: when added to the pipeline it puts the context's
  * {@link SslHandler} right after itself, and it owns the connection's offload state (its
  * {@link io.asyncctx.AsyncWaitCtx}, opened at the first private-key operation on the channel's event loop). While an
- * operation is paused it stops reading from the socket (as nginx and HAProxy silence socket events), and SslHandler
- * does not drive the handshake; reads resume with the operation. When the channel closes, or the handler is removed,
+ * operation waits (paused in its engine, queued for a free job, or backing off after EAGAIN) it holds the channel's
+ * reads: autoRead, when on, is suspended for the pause and restored after, and once the channel has read one TLS
+ * record's worth during the wait, the outbound {@code read()} calls that SslHandler makes by itself stop here (one is
+ * kept and issued when the operation resumes). A peer that floods a paused handshake gets no more than one read batch
+ * and the kernel's socket buffers into the server; a peer that waits quietly keeps one read outstanding, so that its
+ * leaving is noticed at once and its job cancelled (see {@link ReadHold}). When the channel closes, or the handler is removed,
  * it tears everything down: a paused job is abandoned and the engine told, the wait fds are unregistered before they
  * are closed.
  *
@@ -35,7 +40,8 @@ public final class AsyncOffloadHandler extends ChannelDuplexHandler {
     private EventLoop loop;
     private AsyncOffloadConnection connection;
     private boolean closed;
-    private boolean readsPaused;
+    private ChannelHandlerContext ctx;
+    private ReadHold readHold;
     private Throwable operationFailure;
     private final FutureListener<byte[]> onOperationDone = this::operationDone;
 
@@ -56,8 +62,10 @@ public final class AsyncOffloadHandler extends ChannelDuplexHandler {
 
     @Override
     public void handlerAdded(ChannelHandlerContext ctx) {
+        this.ctx = ctx;
         channel = ctx.channel();
         loop = channel.eventLoop();
+        readHold = new ReadHold(channel);
         if (context.isAsync() && !(loop instanceof IoEventLoop)) {
             throw new IllegalStateException("the channel's event loop " + loop.getClass().getName() + " is not an "
                     + "IoEventLoop; create the group with new MultiThreadIoEventLoopGroup(n, "
@@ -111,10 +119,36 @@ public final class AsyncOffloadHandler extends ChannelDuplexHandler {
             return failed(failure);
         }
         if (!result.isDone()) {
-            pauseReads();
+            readHold.hold();
+            result.addListener(onOperationDone);
+            return result;
         }
-        result.addListener(onOperationDone);
+        if (!result.isSuccess()) {
+            operationFailure = result.cause();
+        }
         return result;
+    }
+
+    @Override
+    public void channelRead(ChannelHandlerContext ctx, Object msg) {
+        if (readHold != null && msg instanceof ByteBuf b) {
+            readHold.onRead(b.readableBytes());
+        }
+        ctx.fireChannelRead(msg);
+    }
+
+    @Override
+    public void read(ChannelHandlerContext ctx) {
+        if (readHold == null) {
+            ctx.read();
+        } else {
+            readHold.read(ctx);
+        }
+    }
+
+    /** True while an operation of this channel waits and its reads are held. Event loop only. */
+    boolean isHoldingReads() {
+        return readHold != null && readHold.isHolding();
     }
 
     /** A failed future of the channel's event loop. */
@@ -138,7 +172,7 @@ public final class AsyncOffloadHandler extends ChannelDuplexHandler {
         if (!f.isSuccess()) {
             operationFailure = f.cause();
         }
-        resumeReads();
+        readHold.release(ctx);
     }
 
     /**
@@ -160,22 +194,6 @@ public final class AsyncOffloadHandler extends ChannelDuplexHandler {
             root.initCause(operationFailure);
         } catch (IllegalStateException | IllegalArgumentException e) {
             handshakeFailure.addSuppressed(operationFailure);
-        }
-    }
-
-    private void pauseReads() {
-        if (channel.config().isAutoRead()) {
-            readsPaused = true;
-            channel.config().setAutoRead(false);
-        }
-    }
-
-    private void resumeReads() {
-        if (readsPaused) {
-            readsPaused = false;
-            if (!closed && channel.isActive()) {
-                channel.config().setAutoRead(true);
-            }
         }
     }
 

@@ -2,7 +2,10 @@ package io.asyncctx.netty;
 
 import io.asyncctx.AsyncEngineException;
 import io.netty.bootstrap.ServerBootstrap;
+import io.netty.buffer.ByteBuf;
 import io.netty.channel.Channel;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.channel.ChannelInitializer;
 import io.netty.channel.EventLoop;
 import io.netty.channel.IoEventLoop;
@@ -22,6 +25,7 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.LongAdder;
 import javax.net.ssl.SSLException;
 
@@ -57,6 +61,8 @@ final class RobustTlsServer implements AutoCloseable {
     final Channel serverChannel;
     final List<AsyncOffloadHandler> handlers = new CopyOnWriteArrayList<>();
     final List<Channel> children = new CopyOnWriteArrayList<>();
+    /** Bytes read from each accepted socket (by the transport, before TLS), in accept order. */
+    final List<BytesRead> bytesRead = new CopyOnWriteArrayList<>();
     final AtomicInteger accepted = new AtomicInteger();
     final AtomicInteger openChildren = new AtomicInteger();
     final Map<Outcome, LongAdder> outcomes = new ConcurrentHashMap<>();
@@ -84,7 +90,9 @@ final class RobustTlsServer implements AutoCloseable {
                             offload.sslHandler().setHandshakeTimeoutMillis(HANDSHAKE_TIMEOUT_MILLIS);
                             handlers.add(offload);
                             children.add(ch);
-                            ch.pipeline().addLast(offload);
+                            BytesRead counter = new BytesRead();
+                            bytesRead.add(counter);
+                            ch.pipeline().addLast(counter, offload);
                             offload.sslHandler().handshakeFuture().addListener(f -> {
                                 Outcome o = f.isSuccess() ? Outcome.OK : classify(f.cause());
                                 outcomes.get(o).increment();
@@ -107,6 +115,23 @@ final class RobustTlsServer implements AutoCloseable {
             if (!success) {
                 group.shutdownGracefully(0, 0, TimeUnit.SECONDS);
             }
+        }
+    }
+
+    /** Counts the bytes the transport read from one socket; sits first in the pipeline. */
+    static final class BytesRead extends ChannelInboundHandlerAdapter {
+        private final AtomicLong bytes = new AtomicLong();
+
+        @Override
+        public void channelRead(ChannelHandlerContext ctx, Object msg) {
+            if (msg instanceof ByteBuf b) {
+                bytes.addAndGet(b.readableBytes());
+            }
+            ctx.fireChannelRead(msg);
+        }
+
+        long get() {
+            return bytes.get();
         }
     }
 

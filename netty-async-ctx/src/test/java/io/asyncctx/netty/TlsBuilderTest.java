@@ -98,12 +98,19 @@ class TlsBuilderTest {
     }
 
     @Test
-    void shouldRefuseAPrivateKeyGivenToTheContextToo() {
-        IllegalStateException e = assertThrows(IllegalStateException.class,
-                () -> AsyncSslContextBuilder.forServer(rsaEngine, rsa.getCertificate())
-                        .customize(b -> b.keyManager(rsa.getKeyPair().getPrivate(), rsa.getCertificate()))
-                        .build());
-        assertTrue(e.getMessage().contains("offload would be silently bypassed"), e.getMessage());
+    void shouldKeepTheKeyAwayFromBoringSslWhenACustomizerGivesTheContextOne() throws Exception {
+        // A customizer that hands Netty the private key (and one that turns tasks off, which would crash the JVM)
+        // cannot bypass offload: the builder applies its keyless material and key-method options after them.
+        AsyncSslContext ctx = AsyncSslContextBuilder.forServer(rsaEngine, rsa.getCertificate())
+                .customize(b -> b.keyManager(rsa.getKeyPair().getPrivate(), rsa.getCertificate()))
+                .customize(b -> b.option(OpenSslContextOption.USE_TASKS, false))
+                .build();
+        try (TlsTestServer server = new TlsTestServer(TlsTestServer.Transport.EPOLL, 1, ctx)) {
+            long before = ctx.offloadedOperations();
+            TlsFixtures.ProcessResult r = TlsFixtures.sClient(server.port(), "-tls1_3");
+            assertTrue(r.output().contains("TLSv1.3 TLS_"), "expected the HTTP body naming TLSv1.3:\n" + r.output());
+            assertEquals(before + 1, ctx.offloadedOperations(), "the signature went through the engine, not BoringSSL");
+        }
     }
 
     @Test

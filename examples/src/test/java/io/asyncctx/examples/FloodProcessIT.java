@@ -1,0 +1,160 @@
+package io.asyncctx.examples;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.nio.ByteBuffer;
+import java.nio.channels.SelectionKey;
+import java.nio.channels.Selector;
+import java.nio.channels.SocketChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import javax.net.ssl.SSLContext;
+import javax.net.ssl.SSLEngine;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+/**
+ * The attack from outside, against the example server as a process: a client sends a real TLS 1.3 ClientHello, waits
+ * until its handshake's key operation is in a slow (3 s) simulated engine, then writes TLS-framed junk as fast as the
+ * socket takes it for 2 s. The server must take in no more than its kernel buffers (the client can write under
+ * 16 MB; before reads were held it took over 300 MB), its resident memory must stay put, and it must go on serving:
+ * curl gets its page, and the flooder is closed once its operation resumes and the junk is read.
+ */
+@Timeout(value = 120, unit = TimeUnit.SECONDS)
+class FloodProcessIT {
+
+    private static final long LIMIT = 16L << 20;
+
+    @ParameterizedTest(name = "{0} {1}")
+    @CsvSource({
+        "epoll, fd",
+        "epoll, callback",
+        "io_uring, fd",
+        "io_uring, callback",
+        "nio, callback"
+    })
+    void shouldTakeNoMoreThanTheKernelBuffersFromAFloodedPausedHandshake(String transport, String notify)
+            throws Exception {
+        Process p = ExampleServerProcessIT.start(List.of("server", "--port", "0", "--mode", "offload",
+                "--transport", transport, "--notify", notify, "--threads", "1", "--engine", "simulated",
+                "--latency-ms", "3000", "--key-type", "ec"));
+        StringBuilder log = new StringBuilder();
+        try (SocketChannel flooder = SocketChannel.open()) {
+            int port = ExampleServerProcessIT.awaitPort(p, log);
+            long rssBefore = rssKb(p.pid());
+            flooder.connect(new InetSocketAddress("127.0.0.1", port));
+            ByteBuffer hello = ByteBuffer.wrap(clientHello());
+            while (hello.hasRemaining()) {
+                flooder.write(hello);
+            }
+            Thread.sleep(300); // the ClientHello reaches the engine; the operation now waits 3 s
+            long written = flood(flooder, 2_000);
+            long rssAfter = rssKb(p.pid());
+            System.out.printf("flood %s %s: client wrote %.1f MB in 2 s, server RSS %d -> %d MB%n", transport, notify,
+                    written / 1048576.0, rssBefore / 1024, rssAfter / 1024);
+            assertTrue(written < LIMIT, "the flooder got " + written + " bytes into a paused handshake");
+            assertTrue(rssAfter - rssBefore < 64 * 1024, "server RSS grew from " + rssBefore + " kB to " + rssAfter
+                    + " kB during the flood");
+
+            String body = ExampleServerProcessIT.curl(port);
+            assertTrue(body.startsWith("hello from netty-async-ctx over TLSv1.3"), body);
+            assertTrue(closedByServer(flooder), "the flooder's connection stayed open after its operation resumed");
+
+            p.toHandle().destroy(); // SIGTERM
+            assertTrue(p.waitFor(20, TimeUnit.SECONDS), "server did not stop on SIGTERM");
+            String rest = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+            assertEquals(0, p.exitValue(), "exit code after SIGTERM; output:\n" + log + rest);
+        } finally {
+            p.destroyForcibly();
+        }
+    }
+
+    /** Writes 16 KB application-data records without blocking for {@code millis}; returns the bytes taken. */
+    static long flood(SocketChannel ch, long millis) throws IOException, InterruptedException {
+        ch.configureBlocking(false);
+        byte[] record = new byte[5 + 16384];
+        record[0] = 0x17;
+        record[1] = 0x03;
+        record[2] = 0x03;
+        record[3] = 0x40;
+        for (int i = 5; i < record.length; i++) {
+            record[i] = (byte) (i * 7);
+        }
+        ByteBuffer chunk = ByteBuffer.allocateDirect(record.length * 8);
+        long total = 0;
+        long end = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(millis);
+        while (System.nanoTime() < end && total < (256L << 20)) {
+            if (!chunk.hasRemaining() || chunk.position() == 0) {
+                chunk.clear();
+                while (chunk.remaining() >= record.length) {
+                    chunk.put(record);
+                }
+                chunk.flip();
+            }
+            int n = ch.write(chunk);
+            if (n > 0) {
+                total += n;
+            } else {
+                Thread.sleep(1);
+            }
+        }
+        return total;
+    }
+
+    /** Reads until the server closes or resets the connection; false if it stays open 20 s. */
+    static boolean closedByServer(SocketChannel ch) throws IOException {
+        ByteBuffer buf = ByteBuffer.allocate(64 * 1024);
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+        try (Selector sel = Selector.open()) {
+            ch.register(sel, SelectionKey.OP_READ);
+            while (System.nanoTime() < deadline) {
+                sel.select(500);
+                sel.selectedKeys().clear();
+                try {
+                    int n;
+                    while ((n = ch.read(buf)) > 0) {
+                        buf.clear();
+                    }
+                    if (n < 0) {
+                        return true;
+                    }
+                } catch (IOException reset) {
+                    return true;
+                }
+            }
+        }
+        return false;
+    }
+
+    /** Resident set size of a process, from /proc. */
+    static long rssKb(long pid) throws IOException {
+        for (String line : Files.readAllLines(Path.of("/proc/" + pid + "/status"))) {
+            if (line.startsWith("VmRSS:")) {
+                return Long.parseLong(line.replaceAll("[^0-9]", ""));
+            }
+        }
+        throw new IOException("no VmRSS in /proc/" + pid + "/status");
+    }
+
+    /** A real TLS 1.3 ClientHello record from the JDK's client engine. */
+    private static byte[] clientHello() throws Exception {
+        SSLContext ctx = SSLContext.getInstance("TLSv1.3");
+        ctx.init(null, null, null);
+        SSLEngine engine = ctx.createSSLEngine("localhost", 443);
+        engine.setUseClientMode(true);
+        ByteBuffer out = ByteBuffer.allocate(engine.getSession().getPacketBufferSize());
+        engine.wrap(ByteBuffer.allocate(0), out);
+        out.flip();
+        byte[] hello = new byte[out.remaining()];
+        out.get(hello);
+        assertEquals(0x16, hello[0], "a handshake record");
+        return hello;
+    }
+}
