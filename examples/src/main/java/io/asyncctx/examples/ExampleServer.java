@@ -42,7 +42,8 @@ import java.util.function.Function;
 import javax.net.ssl.SSLException;
 
 /**
- * The example TLS server: binds 127.0.0.1, serves HTTP/1.1 over TLS, with handshakes in one of three modes.
+ * The example TLS server: binds 127.0.0.1, serves HTTP/2 and HTTP/1.1 over TLS (chosen by ALPN), with handshakes
+ * in one of three modes.
  * <ul>
  *   <li>{@code offload}: through netty-async-ctx's jobs (the library);</li>
  *   <li>{@code inline}: stock Netty, the key inside BoringSSL, signing on the event loop;</li>
@@ -128,7 +129,20 @@ public final class ExampleServer implements AutoCloseable {
                          OffloadConfig.Notify notify, AsyncEngine engine, X509Certificate[] chain, PrivateKey key,
                          InlinePolicy inline)
             throws SSLException, InterruptedException {
+        this(host, port, mode, transport, threads, notify, engine, chain, key, inline, TlsSettings.defaults());
+    }
+
+    /**
+     * Starts the server with the given TLS settings (ciphers, groups, ALPN, client certificates).
+     *
+     * @param key the private key in memory, needed by {@code inline} mode only (null otherwise)
+     */
+    public ExampleServer(String host, int port, Mode mode, Transport transport, int threads,
+                         OffloadConfig.Notify notify, AsyncEngine engine, X509Certificate[] chain, PrivateKey key,
+                         InlinePolicy inline, TlsSettings settings)
+            throws SSLException, InterruptedException {
         Objects.requireNonNull(mode, "mode");
+        Objects.requireNonNull(settings, "settings");
         transport.checkAvailable();
         if (transport == Transport.NIO && notify == OffloadConfig.Notify.FD) {
             throw new IllegalArgumentException("--notify fd needs raw fds, which NIO does not have; use --notify "
@@ -139,12 +153,12 @@ public final class ExampleServer implements AutoCloseable {
         registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
         switch (mode) {
             case OFFLOAD -> {
-                async = AsyncSslContextBuilder.forServer(engine, chain)
+                AsyncSslContextBuilder b = AsyncSslContextBuilder.forServer(engine, chain)
                         .offloadConfig(OffloadConfig.builder().notify(notify)
                                 .metrics(new MicrometerOffloadMetrics(registry)).build())
-                        .inlinePolicy(inline)
-                        .protocols("TLSv1.3", "TLSv1.2")
-                        .build();
+                        .inlinePolicy(inline);
+                settings.applyTo(b);
+                async = b.build();
                 AsyncSslContext ctx = async;
                 tls = ctx::newHandler;
             }
@@ -153,15 +167,19 @@ public final class ExampleServer implements AutoCloseable {
                     throw new IllegalArgumentException("--mode inline needs the private key in memory (--key PEM or "
                             + "the generated default); engine '" + engine.name() + "' keeps it elsewhere");
                 }
-                SslContext ctx = SslContextBuilder.forServer(key, chain).sslProvider(SslProvider.OPENSSL)
-                        .protocols("TLSv1.3", "TLSv1.2").build();
+                // Netty's own key path only knows RSA and EC keys: Ed25519 needs a key manager that offers it.
+                SslContextBuilder b = isEdDsa(key) ? SslContextBuilder.forServer(new SingleKeyManager(key, chain))
+                        : SslContextBuilder.forServer(key, chain);
+                settings.applyTo(b.sslProvider(SslProvider.OPENSSL));
+                SslContext ctx = b.build();
                 tls = ch -> ctx.newHandler(ch.alloc());
             }
             case BLOCKING -> {
-                SslContext ctx = SslContextBuilder.forServer(new KeylessKeyManager(chain))
-                        .sslProvider(SslProvider.OPENSSL).protocols("TLSv1.3", "TLSv1.2")
-                        .option(OpenSslContextOption.ASYNC_PRIVATE_KEY_METHOD, new BlockingKeyMethod(engine))
-                        .build();
+                SslContextBuilder b = SslContextBuilder.forServer(new KeylessKeyManager(chain))
+                        .sslProvider(SslProvider.OPENSSL)
+                        .option(OpenSslContextOption.ASYNC_PRIVATE_KEY_METHOD, new BlockingKeyMethod(engine));
+                settings.applyTo(b);
+                SslContext ctx = b.build();
                 tls = ch -> ctx.newHandler(ch.alloc());
             }
             default -> throw new IllegalArgumentException(mode.toString());
@@ -172,7 +190,8 @@ public final class ExampleServer implements AutoCloseable {
         try {
             channel = new ServerBootstrap().group(group).channel(transport.serverChannel())
                     .option(ChannelOption.SO_BACKLOG, 4096)
-                    .childHandler(new TlsServerInitializer(tls, registry::scrape))
+                    .childHandler(new TlsServerInitializer(settings.perConnection(tls), settings.http2(),
+                            registry::scrape))
                     .bind(host, port).sync().channel();
             success = true;
         } finally {
@@ -180,6 +199,11 @@ public final class ExampleServer implements AutoCloseable {
                 group.shutdownGracefully(0, 0, TimeUnit.SECONDS);
             }
         }
+    }
+
+    private static boolean isEdDsa(PrivateKey key) {
+        String alg = key.getAlgorithm();
+        return "Ed25519".equalsIgnoreCase(alg) || "EdDSA".equalsIgnoreCase(alg);
     }
 
     /** The bound port. */

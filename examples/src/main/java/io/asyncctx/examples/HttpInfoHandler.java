@@ -2,6 +2,7 @@ package io.asyncctx.examples;
 
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.Unpooled;
+import io.netty.channel.Channel;
 import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.SimpleChannelInboundHandler;
@@ -13,17 +14,22 @@ import io.netty.handler.codec.http.HttpMethod;
 import io.netty.handler.codec.http.HttpResponseStatus;
 import io.netty.handler.codec.http.HttpUtil;
 import io.netty.handler.codec.http.HttpVersion;
+import io.netty.handler.codec.http2.Http2StreamChannel;
 import io.netty.handler.ssl.SslHandler;
 
 import java.nio.charset.StandardCharsets;
+import java.security.cert.Certificate;
+import java.security.cert.X509Certificate;
 import java.util.function.Supplier;
+import javax.net.ssl.SSLPeerUnverifiedException;
 import javax.net.ssl.SSLSession;
 
 /**
- * Answers HTTP/1.1 {@code GET /} (keep-alive) with 200 and a short body naming the negotiated TLS protocol and
- * cipher, and {@code GET /metrics} with the server's metrics in Prometheus text format; anything else gets 404 or 405.
+ * Answers {@code GET /} (HTTP/1.1 with keep-alive, or one HTTP/2 stream) with 200 and a short body naming the TLS
+ * version, cipher suite, HTTP version and client certificate subject, and {@code GET /metrics} with the server's
+ * metrics in Prometheus text format; anything else gets 404 or 405.
  *
- * <p>Threading: one instance per channel, on its event loop.
+ * <p>Threading: one instance per channel (an HTTP/1.1 connection or an HTTP/2 stream), on its event loop.
  */
 final class HttpInfoHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
 
@@ -49,10 +55,8 @@ final class HttpInfoHandler extends SimpleChannelInboundHandler<FullHttpRequest>
             status = HttpResponseStatus.NOT_FOUND;
             text = "not found: " + req.uri() + "\n";
         } else {
-            SslHandler ssl = ctx.pipeline().get(SslHandler.class);
-            SSLSession session = ssl.engine().getSession();
             status = HttpResponseStatus.OK;
-            text = "hello from netty-async-ctx over " + session.getProtocol() + " " + session.getCipherSuite() + "\n";
+            text = hello(ctx, req);
         }
         ByteBuf body = Unpooled.copiedBuffer(text, StandardCharsets.UTF_8);
         FullHttpResponse res = new DefaultFullHttpResponse(HttpVersion.HTTP_1_1, status, body);
@@ -65,6 +69,25 @@ final class HttpInfoHandler extends SimpleChannelInboundHandler<FullHttpRequest>
         } else {
             ctx.writeAndFlush(res).addListener(ChannelFutureListener.CLOSE);
         }
+    }
+
+    /**
+     * The body of {@code GET /}: TLS version, cipher suite, HTTP version, and the client certificate's subject when the
+     * client sent one.
+     */
+    static String hello(ChannelHandlerContext ctx, FullHttpRequest req) {
+        boolean h2 = ctx.channel() instanceof Http2StreamChannel;
+        Channel connection = h2 ? ctx.channel().parent() : ctx.channel();
+        SSLSession session = connection.pipeline().get(SslHandler.class).engine().getSession();
+        String client;
+        try {
+            Certificate[] peer = session.getPeerCertificates();
+            client = "client " + ((X509Certificate) peer[0]).getSubjectX500Principal().getName();
+        } catch (SSLPeerUnverifiedException e) {
+            client = "no client certificate";
+        }
+        return "hello from netty-async-ctx over " + session.getProtocol() + " " + session.getCipherSuite() + ", "
+                + (h2 ? "HTTP/2" : req.protocolVersion().text()) + ", " + client + "\n";
     }
 
     @Override

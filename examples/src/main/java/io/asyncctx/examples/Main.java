@@ -9,6 +9,7 @@ import picocli.CommandLine.Command;
  * <p>Threading: runs on the main thread; each command starts and stops its own threads.
  */
 @Command(name = "netty-async-ctx-examples", mixinStandardHelpOptions = true,
+        versionProvider = VersionProvider.class,
         description = "TLS handshakes offloaded from Netty's event loops: an example server and a demo.",
         subcommands = {ServerCommand.class, DemoCommand.class})
 public final class Main implements Runnable {

@@ -18,6 +18,7 @@ import sun.misc.Signal;
  * thread and only closes the server.
  */
 @Command(name = "server", mixinStandardHelpOptions = true,
+        versionProvider = VersionProvider.class,
         description = "Serve HTTPS on 127.0.0.1 with handshakes offloaded (or inline, or blocking, to compare).")
 final class ServerCommand implements Callable<Integer> {
 
@@ -48,6 +49,9 @@ final class ServerCommand implements Callable<Integer> {
     @Mixin
     EngineOptions engineOptions = new EngineOptions();
 
+    @Mixin
+    TlsOptions tlsOptions = new TlsOptions();
+
     @Override
     public Integer call() throws Exception {
         ExampleServer.Mode m;
@@ -73,15 +77,19 @@ final class ServerCommand implements Callable<Integer> {
         if (port < 0 || port > 65535) {
             throw new BadFlagException("--port " + port + ": expected 0..65535");
         }
+        TlsSettings tls = tlsOptions.settings();
         KeyMaterial keys = engineOptions.keyMaterial();
         CountDownLatch stopped = new CountDownLatch(1);
         try (AsyncEngine engine = engineOptions.createEngine(keys)) {
             ExampleServer server;
             try {
                 server = new ExampleServer(host, port, m, t, threads, n, engine, keys.chain(), keys.privateKey(),
-                        InlinePolicy.belowMeasuredCost(java.time.Duration.ofNanos(inlineBelowMicros * 1000)));
+                        InlinePolicy.belowMeasuredCost(java.time.Duration.ofNanos(inlineBelowMicros * 1000)), tls);
             } catch (IllegalArgumentException | IllegalStateException e) {
                 throw new BadFlagException(e.getMessage());
+            } catch (javax.net.ssl.SSLException e) {
+                throw new BadFlagException("cannot build the TLS context (check --ciphers, --groups, --tls-versions): "
+                        + e.getMessage());
             } catch (Exception e) {
                 if (isAddressInUse(e)) {
                     throw new BadFlagException("--port " + port + ": " + host + ":" + port + " is already in use; "
@@ -102,7 +110,9 @@ final class ServerCommand implements Callable<Integer> {
             Signal.handle(new Signal("INT"), sig -> stop.run());
             System.out.println("listening on https://" + host + ":" + server.port() + " (mode " + mode
                     + ", engine " + engine.name() + ", transport " + transport + ", notify "
-                    + n.toString().toLowerCase(java.util.Locale.ROOT) + ")");
+                    + n.toString().toLowerCase(java.util.Locale.ROOT) + ", alpn " + String.join(",", tls.alpn())
+                    + (tls.clientAuth() == io.netty.handler.ssl.ClientAuth.NONE ? ""
+                    : ", client certificates " + tls.clientAuth().name().toLowerCase(java.util.Locale.ROOT)) + ")");
             System.out.flush();
             stopped.await();
         }

@@ -127,23 +127,16 @@ class ExampleServerProcessIT {
         gen.getInputStream().readAllBytes();
         assertTrue(gen.waitFor(30, TimeUnit.SECONDS));
         assertEquals(0, gen.exitValue());
-        int port;
-        try (java.net.ServerSocket probe = new java.net.ServerSocket(0)) {
-            port = probe.getLocalPort();
-        }
         Process p = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-cp",
-                jar(), "io.asyncctx.examples.MinimalOffloadServer", key.toString(), chain.toString(),
-                String.valueOf(port)).redirectErrorStream(true).start();
+                jar(), "io.asyncctx.examples.MinimalOffloadServer", "--cert", chain.toString(), "--key",
+                key.toString(), "--port", "0").redirectErrorStream(true).start();
         try {
-            String body = "";
-            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
-            while (!body.startsWith("hello") && System.nanoTime() < deadline && p.isAlive()) {
-                body = curl(port);
-                if (!body.startsWith("hello")) {
-                    TimeUnit.MILLISECONDS.sleep(200); // the server is still starting
-                }
-            }
-            assertTrue(body.startsWith("hello from netty-async-ctx over TLSv1.3"), body);
+            BufferedReader r = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8));
+            String ready = r.readLine();
+            Matcher m = Pattern.compile("^listening on /127\\.0\\.0\\.1:(\\d+)$").matcher(String.valueOf(ready));
+            assertTrue(m.find(), "first line: " + ready);
+            String body = curl(Integer.parseInt(m.group(1)));
+            assertEquals("hello over TLS, key offloaded\n", body);
         } finally {
             p.destroyForcibly();
             p.waitFor(10, TimeUnit.SECONDS);

@@ -64,8 +64,8 @@ public final class LoadHarness implements Callable<Integer> {
     long inlineBelowMicros = LoadServer.DEFAULT_INLINE_BELOW_MICROS;
 
     @Option(names = "--rate", split = ",", description = "Storm rates, total handshakes/s: every server runs once per "
-            + "rate, in order. 0 = no limit (saturation); N = N/s; P% = P percent of the rate the first server "
-            + "reached without a limit earlier in this invocation (so list 0 first), e.g. 0,65% "
+            + "rate, in order. 0 = no limit (saturation); N = N/s; P%% = P percent of the rate the first server "
+            + "reached without a limit earlier in this invocation (so list 0 first), e.g. 0,65%% "
             + "(default: ${DEFAULT-VALUE}).")
     List<String> rates = List.of("0");
 
