@@ -7,6 +7,7 @@ import io.netty.channel.Channel;
 import io.netty.channel.ChannelHandler;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInitializer;
+import io.netty.channel.ChannelOption;
 import io.netty.channel.EventLoopGroup;
 import io.netty.channel.epoll.EpollDatagramChannel;
 import io.netty.channel.socket.DatagramChannel;
@@ -76,7 +77,8 @@ final class Http3Peers {
                                 }));
                     }
                 }).build();
-        return new Bootstrap().group(group).channel(type).handler(codec)
+        // Room for bursts of Initial packets (the kernel caps it at net.core.rmem_max).
+        return new Bootstrap().group(group).channel(type).handler(codec).option(ChannelOption.SO_RCVBUF, 4 << 20)
                 .bind(new InetSocketAddress("127.0.0.1", 0)).sync().channel();
     }
 
@@ -128,13 +130,22 @@ final class Http3Peers {
                 .sslEngineProvider(q -> ctx.newEngine(q.alloc(), "localhost", serverPort))
                 .maxIdleTimeout(30_000, TimeUnit.MILLISECONDS).initialMaxData(1 << 20)
                 .initialMaxStreamDataBidirectionalLocal(1 << 16).build();
-        return new Bootstrap().group(group).channel(type).handler(codec)
+        return new Bootstrap().group(group).channel(type).handler(codec).option(ChannelOption.SO_RCVBUF, 4 << 20)
                 .bind(new InetSocketAddress("127.0.0.1", 0)).sync().channel();
     }
 
-    /** Connects (the QUIC handshake). */
+    /** Connects (the QUIC handshake), giving up after 60 s. */
     static Future<QuicChannel> connect(Channel clientChannel, InetSocketAddress server) {
+        return connect(clientChannel, server, 60_000);
+    }
+
+    /**
+     * Connects, giving up after {@code timeoutMillis}. Netty's QUIC server closes a connection whose handshake failed
+     * without sending CONNECTION_CLOSE, so the client learns only by its timeout.
+     */
+    static Future<QuicChannel> connect(Channel clientChannel, InetSocketAddress server, int timeoutMillis) {
         return QuicChannel.newBootstrap(clientChannel).handler(new Http3ClientConnectionHandler())
+                .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, timeoutMillis)
                 .remoteAddress(server).localAddress(clientChannel.localAddress()).connect();
     }
 

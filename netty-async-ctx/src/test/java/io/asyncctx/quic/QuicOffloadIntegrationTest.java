@@ -140,7 +140,7 @@ class QuicOffloadIntegrationTest {
     }
 
     static void awaitTrue(String what, Check check) throws Exception {
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(40);
         while (!check.ok()) {
             if (System.nanoTime() > deadline) {
                 throw new AssertionError("timed out waiting for: " + what);
