@@ -99,6 +99,16 @@ public final class QuicAsyncSslContext {
         return method.operations();
     }
 
+    /**
+     * Private-key operations of {@code channel}'s handshake that ran as jobs: 1 after a full handshake signed by the
+     * engine, 0 for a resumed session or a channel of another context. Any thread; reliable once the handshake is
+     * done.
+     */
+    public long offloadedOperations(QuicChannel channel) {
+        QuicOffloadBinding binding = method.binding(Objects.requireNonNull(channel, "channel").sslEngine());
+        return binding == null ? 0 : binding.operations();
+    }
+
     /** QUIC connections bound to this context now (open channels made through {@link #configure}). Any thread. */
     public int boundChannels() {
         return method.boundChannels();

@@ -40,6 +40,10 @@ final class QuicKeyMethod implements BoringSSLAsyncPrivateKeyMethod {
         bindings.remove(engine);
     }
 
+    QuicOffloadBinding binding(SSLEngine engine) {
+        return bindings.get(engine);
+    }
+
     int boundChannels() {
         return bindings.size();
     }

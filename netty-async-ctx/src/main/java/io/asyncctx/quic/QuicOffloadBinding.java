@@ -23,6 +23,7 @@ final class QuicOffloadBinding {
     private final QuicChannel channel;
     private AsyncOffloadConnection connection;
     private boolean closed;
+    private volatile long operations;
 
     QuicOffloadBinding(QuicAsyncSslContext context, QuicChannel channel) {
         this.context = context;
@@ -31,6 +32,11 @@ final class QuicOffloadBinding {
 
     QuicChannel channel() {
         return channel;
+    }
+
+    /** Key operations this connection submitted (each ran as a job). Any thread. */
+    long operations() {
+        return operations;
     }
 
     /**
@@ -56,6 +62,7 @@ final class QuicOffloadBinding {
                     + " (or IoUringIoHandler, NioIoHandler)");
         }
         Future<byte[]> result;
+        operations++;
         try {
             if (connection == null) {
                 connection = AsyncOffloadConnection.open(ioLoop, context.engine(), context.config());
