@@ -75,7 +75,9 @@ final class QuicOffloadBinding {
             return loop.newFailedFuture(failure);
         }
         if (!result.isDone()) {
-            // BoringSSL learns of the result only when the channel drives the handshake again.
+            // BoringSSL learns of the result only when the channel drives the handshake again. This listener runs before
+            // Netty's (added after we return), but the batch only queues the channel's send on the loop, which runs
+            // after every listener, so the send sees the result.
             result.addListener(f -> {
                 if (!closed) {
                     redrive.run();
