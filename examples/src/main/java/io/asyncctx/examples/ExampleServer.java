@@ -10,6 +10,9 @@ import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.asyncctx.netty.KeylessKeyManager;
 import io.asyncctx.testkit.BlockingKeyMethod;
 import io.asyncctx.netty.OffloadConfig;
+import io.asyncctx.quic.QuicAsyncSslContext;
+import io.asyncctx.quic.QuicAsyncSslContextBuilder;
+import io.netty.handler.codec.http3.Http3;
 import io.netty.bootstrap.ServerBootstrap;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelHandler;
@@ -108,6 +111,12 @@ public final class ExampleServer implements AutoCloseable {
     private final Channel channel;
     private final AsyncSslContext asyncContext;
     private final PrometheusMeterRegistry registry;
+    private final String host;
+    private final Transport transport;
+    private final AsyncEngine engine;
+    private final X509Certificate[] chain;
+    private final OffloadConfig.Notify notify;
+    private volatile Http3Listener http3;
 
     /**
      * Starts the server.
@@ -143,6 +152,11 @@ public final class ExampleServer implements AutoCloseable {
             throws SSLException, InterruptedException {
         Objects.requireNonNull(mode, "mode");
         Objects.requireNonNull(settings, "settings");
+        this.host = host;
+        this.transport = transport;
+        this.engine = engine;
+        this.chain = chain;
+        this.notify = notify;
         transport.checkAvailable();
         if (transport == Transport.NIO && notify == OffloadConfig.Notify.FD) {
             throw new IllegalArgumentException("--notify fd needs raw fds, which NIO does not have; use --notify "
@@ -191,7 +205,7 @@ public final class ExampleServer implements AutoCloseable {
             channel = new ServerBootstrap().group(group).channel(transport.serverChannel())
                     .option(ChannelOption.SO_BACKLOG, 4096)
                     .childHandler(new TlsServerInitializer(settings.perConnection(tls), settings.http2(),
-                            registry::scrape))
+                            registry::scrape, this::altSvc))
                     .bind(host, port).sync().channel();
             success = true;
         } finally {
@@ -204,6 +218,28 @@ public final class ExampleServer implements AutoCloseable {
     private static boolean isEdDsa(PrivateKey key) {
         String alg = key.getAlgorithm();
         return "Ed25519".equalsIgnoreCase(alg) || "EdDSA".equalsIgnoreCase(alg);
+    }
+
+    /**
+     * Starts the HTTP/3 listener ({@code --http3}): QUIC over UDP on the TCP listener's port number, on the same event
+     * loops, its key operations offloaded through {@link QuicAsyncSslContext} (metrics tagged {@code protocol=quic});
+     * from then on HTTP responses carry {@code Alt-Svc: h3=":PORT"}. Offload mode only.
+     */
+    public void startHttp3() throws InterruptedException {
+        if (asyncContext == null) {
+            throw new IllegalStateException("--http3 serves offloaded QUIC handshakes only; use --mode offload");
+        }
+        QuicAsyncSslContext ctx = QuicAsyncSslContextBuilder.forServer(engine, chain)
+                .applicationProtocols(Http3.supportedApplicationProtocols())
+                .offloadConfig(OffloadConfig.builder().notify(notify).metrics(new MicrometerOffloadMetrics(registry))
+                        .build())
+                .build();
+        http3 = Http3Listener.bind(group, transport, host, port(), ctx, registry::scrape);
+    }
+
+    private String altSvc() {
+        Http3Listener h = http3;
+        return h == null ? null : "h3=\":" + h.port() + "\"";
     }
 
     /** The bound port. */
@@ -224,6 +260,10 @@ public final class ExampleServer implements AutoCloseable {
     /** Stops accepting, closes the channels and the event loops; waits up to 10 s. */
     @Override
     public void close() throws InterruptedException {
+        Http3Listener h = http3;
+        if (h != null) {
+            h.close();
+        }
         channel.close().await(5, TimeUnit.SECONDS);
         group.shutdownGracefully(0, 2, TimeUnit.SECONDS).await(10, TimeUnit.SECONDS);
     }

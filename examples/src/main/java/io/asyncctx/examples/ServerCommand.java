@@ -46,6 +46,10 @@ final class ServerCommand implements Callable<Integer> {
             + "P-256 and Ed25519 inline with AWS-LC while RSA is offloaded).")
     long inlineBelowMicros;
 
+    @Option(names = "--http3", description = "Also serve HTTP/3 over UDP on the same port number, QUIC handshakes "
+            + "offloaded the same way; HTTP/1.1 responses then carry Alt-Svc (offload mode only).")
+    boolean http3;
+
     @Mixin
     EngineOptions engineOptions = new EngineOptions();
 
@@ -85,6 +89,9 @@ final class ServerCommand implements Callable<Integer> {
             try {
                 server = new ExampleServer(host, port, m, t, threads, n, engine, keys.chain(), keys.privateKey(),
                         InlinePolicy.belowMeasuredCost(java.time.Duration.ofNanos(inlineBelowMicros * 1000)), tls);
+                if (http3) {
+                    server.startHttp3();
+                }
             } catch (IllegalArgumentException | IllegalStateException e) {
                 throw new BadFlagException(e.getMessage());
             } catch (javax.net.ssl.SSLException e) {
@@ -113,6 +120,9 @@ final class ServerCommand implements Callable<Integer> {
                     + n.toString().toLowerCase(java.util.Locale.ROOT) + ", alpn " + String.join(",", tls.alpn())
                     + (tls.clientAuth() == io.netty.handler.ssl.ClientAuth.NONE ? ""
                     : ", client certificates " + tls.clientAuth().name().toLowerCase(java.util.Locale.ROOT)) + ")");
+            if (http3) {
+                System.out.println("HTTP/3 on udp://" + host + ":" + server.port() + " (QUIC, offloaded)");
+            }
             System.out.flush();
             stopped.await();
         }

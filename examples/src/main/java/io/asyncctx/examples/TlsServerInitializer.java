@@ -33,10 +33,19 @@ final class TlsServerInitializer extends ChannelInitializer<SocketChannel> {
     private final boolean http2;
     private final Supplier<String> metrics;
 
+    private final ChannelHandler altSvc;
+
     TlsServerInitializer(Function<SocketChannel, ChannelHandler> tls, boolean http2, Supplier<String> metrics) {
+        this(tls, http2, metrics, () -> null);
+    }
+
+    /** With {@code altSvc}: the Alt-Svc header value for HTTP responses, or null for none (see --http3). */
+    TlsServerInitializer(Function<SocketChannel, ChannelHandler> tls, boolean http2, Supplier<String> metrics,
+                         Supplier<String> altSvc) {
         this.tls = tls;
         this.http2 = http2;
         this.metrics = metrics;
+        this.altSvc = new AltSvcHandler(altSvc);
     }
 
     @Override
@@ -63,11 +72,11 @@ final class TlsServerInitializer extends ChannelInitializer<SocketChannel> {
                         @Override
                         protected void initChannel(Http2StreamChannel stream) {
                             stream.pipeline().addLast(new Http2StreamFrameToHttpObjectCodec(true),
-                                    new HttpObjectAggregator(MAX_REQUEST_BYTES), new HttpInfoHandler(metrics));
+                                    new HttpObjectAggregator(MAX_REQUEST_BYTES), altSvc, new HttpInfoHandler(metrics));
                         }
                     }));
             case ApplicationProtocolNames.HTTP_1_1 -> pipeline.addLast(new HttpServerCodec(),
-                    new HttpObjectAggregator(MAX_REQUEST_BYTES), new HttpInfoHandler(metrics));
+                    new HttpObjectAggregator(MAX_REQUEST_BYTES), altSvc, new HttpInfoHandler(metrics));
             default -> throw new IllegalStateException("ALPN chose an unknown protocol: " + protocol);
         }
     }

@@ -17,8 +17,8 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 
 /**
- * Records the offload path into a Micrometer {@link MeterRegistry}: counters and timers tagged {@code engine} and
- * {@code loop}, and per-loop gauges. The names are listed in the README. Only this class refers to Micrometer; the
+ * Records the offload path into a Micrometer {@link MeterRegistry}: counters and timers tagged {@code engine},
+ * {@code loop} and {@code protocol} ({@code tcp}, or {@code quic} through {@link #forProtocol}), and per-loop gauges. The names are listed in the README. Only this class refers to Micrometer; the
  * library runs without Micrometer on the class path as long as this class is not used.
  *
  * <p>Threading: thread-safe. Meters are created when a loop first offloads for an engine; after that, recording is a
@@ -34,13 +34,40 @@ public final class MicrometerOffloadMetrics implements OffloadMetrics {
     /** Prefix of every meter name. */
     public static final String PREFIX = "asyncctx.";
 
-    private final MeterRegistry registry;
-    /** The gauges of each live loop; an entry leaves when its loop terminates. */
-    private final Map<IoEventLoop, List<Meter>> loopGauges = new ConcurrentHashMap<>();
+    /** The protocol tag of TCP handshakes (this class's instances made by the public constructor). */
+    public static final String TCP = "tcp";
 
-    /** Records into {@code registry}. */
+    private final MeterRegistry registry;
+    private final String protocol;
+    /** The gauges of each live loop (shared by the protocols); an entry leaves when its loop terminates. */
+    private final Map<IoEventLoop, List<Meter>> loopGauges;
+    private final Map<String, MicrometerOffloadMetrics> byProtocol;
+
+    /** Records into {@code registry}, tagged {@code protocol=tcp}. */
     public MicrometerOffloadMetrics(MeterRegistry registry) {
-        this.registry = Objects.requireNonNull(registry, "registry");
+        this(Objects.requireNonNull(registry, "registry"), TCP, new ConcurrentHashMap<>(), new ConcurrentHashMap<>());
+        byProtocol.put(TCP, this);
+    }
+
+    private MicrometerOffloadMetrics(MeterRegistry registry, String protocol, Map<IoEventLoop, List<Meter>> loopGauges,
+                                     Map<String, MicrometerOffloadMetrics> byProtocol) {
+        this.registry = registry;
+        this.protocol = protocol;
+        this.loopGauges = loopGauges;
+        this.byProtocol = byProtocol;
+    }
+
+    /** The same registry, tagged {@code protocol=<protocol>}; the same instance for the same protocol. */
+    @Override
+    public MicrometerOffloadMetrics forProtocol(String protocol) {
+        Objects.requireNonNull(protocol, "protocol");
+        return byProtocol.computeIfAbsent(protocol, p -> new MicrometerOffloadMetrics(registry, p, loopGauges,
+                byProtocol));
+    }
+
+    /** The value of this instance's {@code protocol} tag. */
+    public String protocol() {
+        return protocol;
     }
 
     @Override
@@ -64,7 +91,8 @@ public final class MicrometerOffloadMetrics implements OffloadMetrics {
             // Outside computeIfAbsent: a loop that has terminated already runs the listener at once.
             loop.terminationFuture().addListener(f -> removeGauges(loop));
         }
-        return new MicrometerRecorder(registry, Tags.of("engine", engine.name(), "loop", loopName));
+        return new MicrometerRecorder(registry, Tags.of("engine", engine.name(), "loop", loopName,
+                "protocol", protocol));
     }
 
     /** Any thread: {@code loop} has terminated; forget it and remove its gauges. */

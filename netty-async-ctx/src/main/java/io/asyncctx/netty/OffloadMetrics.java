@@ -19,6 +19,16 @@ public interface OffloadMetrics {
     /** The recorder for {@code engine}'s operations on {@code loop}. Called on {@code loop}. */
     Recorder recorder(AsyncEngine engine, IoEventLoop loop);
 
+    /**
+     * The same metrics for handshakes of another transport protocol, so that an operator can tell them apart: the
+     * library asks for {@code "quic"} for QUIC handshakes ({@code io.asyncctx.quic}); TCP handshakes use this instance
+     * itself. Implementations that tag (as {@link MicrometerOffloadMetrics} does, with a {@code protocol} tag) return
+     * the same instance for the same protocol on every call. The default ignores the protocol. Any thread.
+     */
+    default OffloadMetrics forProtocol(String protocol) {
+        return this;
+    }
+
     /** Records nothing (the default). */
     static OffloadMetrics none() {
         return NoopRecorder.METRICS;

@@ -104,6 +104,26 @@ class OffloadMetricsTest {
     }
 
     @Test
+    void shouldTagTcpAndQuicJobsApart() throws Exception {
+        OffloadMetrics quic = metrics.forProtocol("quic");
+        assertTrue(quic == metrics.forProtocol("quic"), "one instance per protocol (the library caches recorders)");
+        assertTrue(metrics == metrics.forProtocol(MicrometerOffloadMetrics.TCP));
+        AsyncOffloadConnection tcp = onLoop(loop, () -> AsyncOffloadConnection.open(loop, engine, config().build()));
+        AsyncOffloadConnection q = onLoop(loop, () -> AsyncOffloadConnection.open(loop, engine,
+                config().metrics(quic).build()));
+        engine.behaviour = TestEngine.Behaviour.SYNC;
+        assertTrue(run(tcp, 1) != null);
+        assertTrue(run(q, 2) != null);
+        assertTrue(run(q, 3) != null);
+        assertEquals(1, count("jobs.started", "protocol", "tcp"));
+        assertEquals(2, count("jobs.started", "protocol", "quic"));
+        onLoop(loop, () -> {
+            tcp.close();
+            q.close();
+        });
+    }
+
+    @Test
     void shouldCountEveryStepAndFailureCause() throws Exception {
         AsyncOffloadConnection c = onLoop(loop, () -> AsyncOffloadConnection.open(loop, engine, config().build()));
 

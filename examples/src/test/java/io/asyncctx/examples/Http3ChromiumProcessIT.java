@@ -1,0 +1,128 @@
+package io.asyncctx.examples;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.ByteArrayOutputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+/**
+ * A browser this project did not write, over HTTP/3: the example server started with {@code --http3} as a process,
+ * headless Chromium (Debian {@code chromium}, installed by {@code .ci/run}) forced onto QUIC for the server's origin
+ * fetches {@code GET /}, whose body says the connection's key operation was offloaded; the server's {@code /metrics}
+ * then counts the QUIC job ({@code protocol="quic"}), and its HTTP/1.1 responses carry {@code Alt-Svc}.
+ */
+@Timeout(value = 150, unit = TimeUnit.SECONDS)
+class Http3ChromiumProcessIT {
+
+    @TempDir
+    Path dir;
+
+    private static String run(List<String> cmd, long seconds) throws Exception {
+        Process c = new ProcessBuilder(cmd).redirectErrorStream(false).start();
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        Thread errDrain = new Thread(() -> {
+            try {
+                c.getErrorStream().transferTo(java.io.OutputStream.nullOutputStream());
+            } catch (java.io.IOException ignored) {
+                // the process ended
+            }
+        });
+        errDrain.start();
+        c.getInputStream().transferTo(out);
+        assertTrue(c.waitFor(seconds, TimeUnit.SECONDS), "did not end: " + cmd);
+        errDrain.join(5_000);
+        return out.toString(StandardCharsets.UTF_8);
+    }
+
+    private static String sh(String script) throws Exception {
+        return run(List.of("sh", "-c", script), 60).trim();
+    }
+
+    @ParameterizedTest(name = "{0} {1} {2} {3}")
+    @CsvSource({
+        "epoll, fd, rsa, software",
+        "epoll, fd, ec, simulated",
+        "epoll, callback, rsa, simulated",
+        "epoll, callback, ec, software",
+        "nio, callback, rsa, software",
+        "nio, callback, ec, simulated",
+        "io_uring, fd, ec, software"
+    })
+    void shouldServeChromiumOverHttp3WithTheKeyOperationOffloaded(String transport, String notify, String key,
+                                                                  String engine) throws Exception {
+        String newKey = key.equals("rsa") ? "rsa:2048" : "ec -pkeyopt ec_paramgen_curve:P-256";
+        sh("cd " + dir + " && openssl req -x509 -newkey " + newKey + " -nodes -keyout key.pem -out cert.pem -days 2 "
+                + "-subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 2>/dev/null");
+        String spki = sh("openssl x509 -in " + dir.resolve("cert.pem") + " -pubkey -noout | openssl pkey -pubin "
+                + "-outform der | openssl dgst -sha256 -binary | base64");
+        assertEquals(44, spki.length(), "SPKI hash: " + spki);
+        List<String> args = new ArrayList<>(List.of("server", "--port", "0", "--http3", "--transport", transport,
+                "--notify", notify, "--engine", engine, "--cert", dir.resolve("cert.pem").toString(), "--key",
+                dir.resolve("key.pem").toString()));
+        if (engine.equals("simulated")) {
+            args.addAll(List.of("--latency-ms", "20"));
+        }
+        Process server = ExampleServerProcessIT.start(args);
+        StringBuilder log = new StringBuilder();
+        try {
+            int port = ExampleServerProcessIT.awaitPort(server, log);
+            Thread drain = new Thread(() -> {
+                try {
+                    server.getInputStream().transferTo(java.io.OutputStream.nullOutputStream());
+                } catch (java.io.IOException ignored) {
+                    // the server ended
+                }
+            });
+            drain.setDaemon(true);
+            drain.start();
+
+            String h1 = run(List.of("curl", "-sS", "-k", "-D", "-", "--max-time", "20",
+                    "https://127.0.0.1:" + port + "/"), 30);
+            assertTrue(h1.toLowerCase(java.util.Locale.ROOT).contains("alt-svc: h3=\":" + port + "\""), h1);
+
+            Path profile = Files.createDirectory(dir.resolve("chromium-profile"));
+            String page = run(List.of("chromium", "--headless=new", "--no-sandbox", "--disable-gpu",
+                    "--user-data-dir=" + profile, "--disable-background-networking", "--disable-component-update",
+                    "--disable-sync", "--no-first-run", "--origin-to-force-quic-on=localhost:" + port,
+                    "--ignore-certificate-errors-spki-list=" + spki,
+                    "--host-resolver-rules=MAP localhost 127.0.0.1", "--dump-dom", "https://localhost:" + port + "/"),
+                    90);
+            assertTrue(page.contains("over HTTP/3 (QUIC) TLS_"), "Chromium's page: " + page);
+            assertTrue(page.contains("key operation offloaded: yes"), "Chromium's page: " + page);
+
+            String metrics = run(List.of("curl", "-sS", "-k", "--max-time", "20",
+                    "https://127.0.0.1:" + port + "/metrics"), 30);
+            double quicJobs = counter(metrics, "asyncctx_jobs_finished_total", "protocol=\"quic\"");
+            assertTrue(quicJobs >= 1, "QUIC jobs finished: " + quicJobs + "\n" + metrics);
+            assertEquals(quicJobs, counter(metrics, "asyncctx_jobs_started_total", "protocol=\"quic\""));
+        } finally {
+            server.destroy();
+            assertTrue(server.waitFor(20, TimeUnit.SECONDS), "server did not stop:\n" + log);
+        }
+        assertEquals(0, server.exitValue(), "exit code after SIGTERM:\n" + log);
+    }
+
+    /** The sum of a Prometheus counter's samples whose labels contain {@code label}. */
+    static double counter(String metrics, String name, String label) {
+        double sum = 0;
+        Matcher m = Pattern.compile("(?m)^" + Pattern.quote(name) + "\\{([^}]*)\\} (\\S+)$").matcher(metrics);
+        while (m.find()) {
+            if (m.group(1).contains(label)) {
+                sum += Double.parseDouble(m.group(2));
+            }
+        }
+        return sum;
+    }
+}

@@ -1,0 +1,116 @@
+package io.asyncctx.quic;
+
+import io.asyncctx.engine.AsyncEngine;
+import io.asyncctx.netty.OffloadConfig;
+import io.netty.handler.codec.quic.QuicChannel;
+import io.netty.handler.codec.quic.QuicCodecBuilder;
+import io.netty.handler.codec.quic.QuicServerCodecBuilder;
+import io.netty.handler.codec.quic.QuicSslContext;
+import io.netty.handler.codec.quic.QuicSslEngine;
+
+import java.util.Objects;
+
+/**
+ * A QUIC TLS context whose private-key operations are offloaded to an {@link AsyncEngine}: made by
+ * {@link QuicAsyncSslContextBuilder}, used by handing it the QUIC codec builder, one line where
+ * {@code codecBuilder.sslContext(...)} would be:
+ * <pre>{@code QuicAsyncSslContext ctx = QuicAsyncSslContextBuilder.forServer(engine, chain).build();
+ * ChannelHandler codec = ctx.configure(Http3.newQuicServerCodecBuilder()).handler(...).build();}</pre>
+ * Each QUIC connection gets its own {@link io.asyncctx.AsyncWaitCtx} (through
+ * {@link io.asyncctx.netty.AsyncOffloadConnection}) on the QUIC channel's event loop, which is the event loop of the UDP
+ * channel that carries it: on epoll and io_uring the wait fds are registered there, on NIO the callback path is used
+ * ({@link OffloadConfig.Notify#AUTO}). Metrics are tagged {@code protocol=quic}.
+ *
+ * <p>Threading: thread-safe and shared by all QUIC connections of a codec (or several codecs); {@link #configure} is
+ * called once per codec builder on the builder's thread. The engine provider it installs runs on each QUIC channel's
+ * event loop.
+ */
+public final class QuicAsyncSslContext {
+
+    /** The {@code protocol} tag of QUIC handshakes' metrics. */
+    public static final String PROTOCOL = "quic";
+
+    private final QuicSslContext sslContext;
+    private final AsyncEngine engine;
+    private final OffloadConfig config;
+    private final QuicKeyMethod method;
+    private final RedriveExecutor executor;
+
+    QuicAsyncSslContext(QuicSslContext sslContext, AsyncEngine engine, OffloadConfig config, QuicKeyMethod method,
+                        RedriveExecutor executor) {
+        this.sslContext = sslContext;
+        this.engine = engine;
+        this.config = config;
+        this.method = method;
+        this.executor = executor;
+    }
+
+    /**
+     * Sets {@code codecBuilder}'s SSL engine provider and SSL task executor to this context's (do not replace either
+     * afterwards: the engine provider binds each connection, the executor resumes paused handshakes).
+     *
+     * @throws IllegalArgumentException when a server context is given a client codec builder or the reverse
+     */
+    public <B extends QuicCodecBuilder<B>> B configure(B codecBuilder) {
+        Objects.requireNonNull(codecBuilder, "codecBuilder");
+        boolean serverBuilder = codecBuilder instanceof QuicServerCodecBuilder;
+        if (serverBuilder != sslContext.isServer()) {
+            throw new IllegalArgumentException("a " + (sslContext.isServer() ? "server" : "client") + " context "
+                    + "cannot configure a " + (serverBuilder ? "server" : "client") + " codec builder; build the context "
+                    + "with QuicAsyncSslContextBuilder." + (serverBuilder ? "forServer" : "forClient"));
+        }
+        return codecBuilder.sslEngineProvider(this::newEngine).sslTaskExecutor(executor);
+    }
+
+    /** Makes the engine of one QUIC connection and binds the connection's offload state to it. Channel's loop. */
+    private QuicSslEngine newEngine(QuicChannel channel) {
+        QuicSslEngine sslEngine = sslContext.newEngine(channel.alloc());
+        QuicOffloadBinding binding = new QuicOffloadBinding(this, channel);
+        method.bind(sslEngine, binding);
+        channel.closeFuture().addListener(f -> {
+            method.unbind(sslEngine);
+            binding.close();
+        });
+        return sslEngine;
+    }
+
+    /** The underlying Netty QUIC context (keyless). Use {@link #configure} for codecs. */
+    public QuicSslContext sslContext() {
+        return sslContext;
+    }
+
+    /** The engine that performs the private-key operations. */
+    public AsyncEngine engine() {
+        return engine;
+    }
+
+    /** The offload settings, with metrics tagged {@code protocol=quic}. */
+    public OffloadConfig config() {
+        return config;
+    }
+
+    /** True for a server context. */
+    public boolean isServer() {
+        return sslContext.isServer();
+    }
+
+    /** Private-key operations BoringSSL asked this context for so far (each ran as a job). Any thread. */
+    public long offloadedOperations() {
+        return method.operations();
+    }
+
+    /**
+     * Private-key operations of {@code channel}'s handshake that ran as jobs: 1 after a full handshake signed by the
+     * engine, 0 for a resumed session or a channel of another context. Any thread; reliable once the handshake is
+     * done.
+     */
+    public long offloadedOperations(QuicChannel channel) {
+        QuicOffloadBinding binding = method.binding(Objects.requireNonNull(channel, "channel").sslEngine());
+        return binding == null ? 0 : binding.operations();
+    }
+
+    /** QUIC connections bound to this context now (open channels made through {@link #configure}). Any thread. */
+    public int boundChannels() {
+        return method.boundChannels();
+    }
+}

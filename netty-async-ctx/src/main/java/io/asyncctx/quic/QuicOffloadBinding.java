@@ -1,0 +1,104 @@
+package io.asyncctx.quic;
+
+import io.asyncctx.engine.KeyOperation;
+import io.asyncctx.netty.AsyncOffloadConnection;
+import io.netty.channel.EventLoop;
+import io.netty.channel.IoEventLoop;
+import io.netty.handler.codec.quic.QuicChannel;
+import io.netty.util.concurrent.Future;
+
+import javax.net.ssl.SSLHandshakeException;
+
+/**
+ * One QUIC connection's offload state: the {@link AsyncOffloadConnection} (and so the {@link io.asyncctx.AsyncWaitCtx})
+ * of its {@link QuicChannel}, opened at the first private-key operation on the channel's event loop and closed with the
+ * channel, which abandons a job in flight and releases its wait fds.
+ *
+ * <p>Threading: made on the QUIC channel's event loop (in the codec's engine provider); {@link #submit} and
+ * {@link #close} run on that loop.
+ */
+final class QuicOffloadBinding {
+
+    private final QuicAsyncSslContext context;
+    private final QuicChannel channel;
+    private AsyncOffloadConnection connection;
+    private boolean closed;
+    private volatile long operations;
+
+    QuicOffloadBinding(QuicAsyncSslContext context, QuicChannel channel) {
+        this.context = context;
+        this.channel = channel;
+    }
+
+    QuicChannel channel() {
+        return channel;
+    }
+
+    /** Key operations this connection submitted (each ran as a job). Any thread. */
+    long operations() {
+        return operations;
+    }
+
+    /**
+     * Runs one key operation of this connection's handshake. Called inside a BoringSSL task batch on the channel's
+     * loop; when the operation pauses, {@code redrive} runs the batch again once the operation has completed.
+     */
+    Future<byte[]> submit(KeyOperation operation, Runnable redrive) {
+        EventLoop loop = channel.eventLoop();
+        if (!loop.inEventLoop()) {
+            return failed(loop, "the key operation was called off the QUIC channel's event loop; let "
+                    + "QuicAsyncSslContext.configure(codecBuilder) set the codec's sslTaskExecutor and do not replace it");
+        }
+        if (redrive == null) {
+            return failed(loop, "the QUIC codec's sslTaskExecutor is not this context's, so a paused handshake would "
+                    + "not resume; let QuicAsyncSslContext.configure(codecBuilder) set it and do not replace it");
+        }
+        if (closed) {
+            return failed(loop, "the QUIC connection closed before its private-key operation could start");
+        }
+        if (!(loop instanceof IoEventLoop ioLoop)) {
+            return failed(loop, "the QUIC channel's event loop " + loop.getClass().getName() + " is not an "
+                    + "IoEventLoop; create the group with new MultiThreadIoEventLoopGroup(n, EpollIoHandler.newFactory())"
+                    + " (or IoUringIoHandler, NioIoHandler)");
+        }
+        Future<byte[]> result;
+        operations++;
+        try {
+            if (connection == null) {
+                connection = AsyncOffloadConnection.open(ioLoop, context.engine(), context.config());
+            }
+            result = connection.submit(operation);
+        } catch (RuntimeException e) {
+            SSLHandshakeException failure = new SSLHandshakeException("cannot offload the private-key operation: "
+                    + e.getMessage());
+            failure.initCause(e);
+            return loop.newFailedFuture(failure);
+        }
+        if (!result.isDone()) {
+            // BoringSSL learns of the result only when the channel drives the handshake again. This listener runs before
+            // Netty's (added after we return), but the batch only queues the channel's send on the loop, which runs
+            // after every listener, so the send sees the result.
+            result.addListener(f -> {
+                if (!closed) {
+                    redrive.run();
+                }
+            });
+        }
+        return result;
+    }
+
+    /** Closes the offload state (the channel closed). Loop thread; idempotent. */
+    void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        if (connection != null) {
+            connection.close();
+        }
+    }
+
+    private static Future<byte[]> failed(EventLoop loop, String message) {
+        return loop.newFailedFuture(new SSLHandshakeException(message));
+    }
+}
