@@ -62,4 +62,26 @@ public final class KeyMatch {
     public static boolean matches(PrivateKey privateKey, PublicKey publicKey) throws GeneralSecurityException {
         return matches(new JcaKeySigner(privateKey, publicKey, null), publicKey);
     }
+
+    /**
+     * Refuses an engine whose public key is not the one in {@code certificate}, with a message that says what to do;
+     * {@code role} names the engine in it ("engine", "fallback engine"). Both context builders (TCP and QUIC) call it.
+     *
+     * @throws IllegalStateException when the engine exposes no public key or another one
+     */
+    public static void requireEngineMatches(AsyncEngine engine, java.security.cert.X509Certificate certificate,
+                                            String role) {
+        PublicKey engineKey = engine.publicKey();
+        if (engineKey == null) {
+            throw new IllegalStateException(role + " '" + engine.name() + "' does not expose its public key, so it "
+                    + "cannot be checked against the certificate; implement AsyncEngine.publicKey()");
+        }
+        PublicKey certKey = certificate.getPublicKey();
+        if (!java.util.Arrays.equals(engineKey.getEncoded(), certKey.getEncoded())) {
+            throw new IllegalStateException("the key of " + role + " '" + engine.name() + "' does not match the "
+                    + "certificate " + certificate.getSubjectX500Principal().getName() + " (certificate key: "
+                    + certKey.getAlgorithm() + ", engine key: " + engineKey.getAlgorithm() + "); give the engine "
+                    + "the private key of that certificate, or the certificate of that key");
+        }
+    }
 }

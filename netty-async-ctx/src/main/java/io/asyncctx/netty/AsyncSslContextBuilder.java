@@ -22,7 +22,6 @@ import java.security.cert.CertificateException;
 import java.security.cert.CertificateFactory;
 import java.security.cert.X509Certificate;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -285,18 +284,7 @@ public final class AsyncSslContextBuilder {
     }
 
     private void checkEngineKey(AsyncEngine engine, String role) {
-        PublicKey engineKey = engine.publicKey();
-        if (engineKey == null) {
-            throw new IllegalStateException(role + " '" + engine.name() + "' does not expose its public key, so it "
-                    + "cannot be checked against the certificate; implement AsyncEngine.publicKey()");
-        }
-        PublicKey certKey = chain[0].getPublicKey();
-        if (!Arrays.equals(engineKey.getEncoded(), certKey.getEncoded())) {
-            throw new IllegalStateException("the key of " + role + " '" + engine.name() + "' does not match the "
-                    + "certificate " + chain[0].getSubjectX500Principal().getName() + " (certificate key: "
-                    + certKey.getAlgorithm() + ", engine key: " + engineKey.getAlgorithm() + "); give the engine "
-                    + "the private key of that certificate, or the certificate of that key");
-        }
+        KeyMatch.requireEngineMatches(engine, chain[0], role);
     }
 
     /** Signs a random challenge with the JDK-path key and verifies it with the certificate's key. */

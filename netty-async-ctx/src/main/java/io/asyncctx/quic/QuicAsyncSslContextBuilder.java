@@ -1,6 +1,7 @@
 package io.asyncctx.quic;
 
 import io.asyncctx.engine.AsyncEngine;
+import io.asyncctx.engine.KeyMatch;
 import io.asyncctx.netty.OffloadConfig;
 import io.netty.handler.codec.quic.BoringSSLContextOption;
 import io.netty.handler.codec.quic.BoringSSLKeylessManagerFactory;
@@ -14,10 +15,8 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.nio.file.Files;
 import java.security.GeneralSecurityException;
-import java.security.PublicKey;
 import java.security.cert.CertificateFactory;
 import java.security.cert.X509Certificate;
-import java.util.Arrays;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -195,18 +194,7 @@ public final class QuicAsyncSslContextBuilder {
     }
 
     private void checkEngineKey(AsyncEngine e, String role) {
-        PublicKey engineKey = e.publicKey();
-        if (engineKey == null) {
-            throw new IllegalStateException(role + " '" + e.name() + "' does not expose its public key, so it cannot "
-                    + "be checked against the certificate; implement AsyncEngine.publicKey()");
-        }
-        PublicKey certKey = chain[0].getPublicKey();
-        if (!Arrays.equals(engineKey.getEncoded(), certKey.getEncoded())) {
-            throw new IllegalStateException("the key of " + role + " '" + e.name() + "' does not match the "
-                    + "certificate " + chain[0].getSubjectX500Principal().getName() + " (certificate key: "
-                    + certKey.getAlgorithm() + ", engine key: " + engineKey.getAlgorithm() + "); give the engine "
-                    + "the private key of that certificate, or the certificate of the engine's key");
-        }
+        KeyMatch.requireEngineMatches(e, chain[0], role);
     }
 
     private static X509Certificate[] readChain(File pem) {
