@@ -105,6 +105,45 @@ class EngineFlagsProcessIT {
         }
     }
 
+    @Test
+    void shouldServeChromiumOverHttp3WithTheKeyOnTheToken() throws Exception {
+        // The QUIC handshakes' signatures go to the token too: Chromium fetches over HTTP/3, /metrics counts them.
+        Process p = start(List.of("server", "--port", "0", "--http3", "--key", "pkcs11:token=" + TOKEN + ";object="
+                + KEY + ";type=private?module-path=" + MODULE + "&pin-source=file:" + pinFile), env);
+        StringBuilder log = new StringBuilder();
+        try {
+            int port = awaitPort(p, log);
+            ByteArrayOutputStream rest = new ByteArrayOutputStream();
+            Thread drain = new Thread(() -> {
+                try {
+                    p.getInputStream().transferTo(rest);
+                } catch (java.io.IOException ignored) {
+                    // the server ended
+                }
+            });
+            drain.setDaemon(true);
+            drain.start();
+            String page = Http3ChromiumProcessIT.chromium(Files.createDirectory(dir.resolve("chromium-pkcs11")), port,
+                    Http3ChromiumProcessIT.spki(certPem));
+            assertTrue(page.contains("over HTTP/3 (QUIC) TLS_"), "Chromium's page: " + page);
+            assertTrue(page.contains("key operation offloaded: yes"), "Chromium's page: " + page);
+            String metrics = curl("-k", "https://127.0.0.1:" + port + "/metrics");
+            double quicJobs = Http3ChromiumProcessIT.counter(metrics, "asyncctx_jobs_finished_total",
+                    "protocol=\"quic\"");
+            assertTrue(quicJobs >= 1, "QUIC jobs finished on the token's engine: " + quicJobs + "\n" + metrics);
+            assertTrue(Http3ChromiumProcessIT.counter(metrics, "asyncctx_jobs_finished_total", "engine=\"pkcs11")
+                    >= quicJobs, metrics);
+            p.toHandle().destroy(); // SIGTERM
+            assertTrue(p.waitFor(20, TimeUnit.SECONDS), "server did not stop on SIGTERM");
+            drain.join(5_000);
+            log.append(rest.toString(StandardCharsets.UTF_8));
+            assertEquals(0, p.exitValue(), "exit code after SIGTERM; output:\n" + log);
+            assertTrue(log.toString().contains("stopped"), log.toString());
+        } finally {
+            p.destroyForcibly();
+        }
+    }
+
     @ParameterizedTest(name = "{0} {1}")
     @CsvSource({"--pkcs11-token, --pkcs11-pin-file", "--pkcs11-slot, --pkcs11-pin-env", "uri, uri"})
     void shouldServeWithTheKeyOnTheTokenAndExitZeroOnSigterm(String tokenFlag, String pinFlag) throws Exception {

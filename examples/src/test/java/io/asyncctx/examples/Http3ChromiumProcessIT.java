@@ -29,7 +29,7 @@ class Http3ChromiumProcessIT {
     @TempDir
     Path dir;
 
-    private static String run(List<String> cmd, long seconds) throws Exception {
+    static String run(List<String> cmd, long seconds) throws Exception {
         Process c = new ProcessBuilder(cmd).redirectErrorStream(false).start();
         ByteArrayOutputStream out = new ByteArrayOutputStream();
         Thread errDrain = new Thread(() -> {
@@ -46,7 +46,7 @@ class Http3ChromiumProcessIT {
         return out.toString(StandardCharsets.UTF_8);
     }
 
-    private static String sh(String script) throws Exception {
+    static String sh(String script) throws Exception {
         return run(List.of("sh", "-c", script), 60).trim();
     }
 
@@ -65,9 +65,7 @@ class Http3ChromiumProcessIT {
         String newKey = key.equals("rsa") ? "rsa:2048" : "ec -pkeyopt ec_paramgen_curve:P-256";
         sh("cd " + dir + " && openssl req -x509 -newkey " + newKey + " -nodes -keyout key.pem -out cert.pem -days 2 "
                 + "-subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 2>/dev/null");
-        String spki = sh("openssl x509 -in " + dir.resolve("cert.pem") + " -pubkey -noout | openssl pkey -pubin "
-                + "-outform der | openssl dgst -sha256 -binary | base64");
-        assertEquals(44, spki.length(), "SPKI hash: " + spki);
+        String spki = spki(dir.resolve("cert.pem"));
         List<String> args = new ArrayList<>(List.of("server", "--port", "0", "--http3", "--transport", transport,
                 "--notify", notify, "--engine", engine, "--cert", dir.resolve("cert.pem").toString(), "--key",
                 dir.resolve("key.pem").toString()));
@@ -92,13 +90,7 @@ class Http3ChromiumProcessIT {
                     "https://127.0.0.1:" + port + "/"), 30);
             assertTrue(h1.toLowerCase(java.util.Locale.ROOT).contains("alt-svc: h3=\":" + port + "\""), h1);
 
-            Path profile = Files.createDirectory(dir.resolve("chromium-profile"));
-            String page = run(List.of("chromium", "--headless=new", "--no-sandbox", "--disable-gpu",
-                    "--user-data-dir=" + profile, "--disable-background-networking", "--disable-component-update",
-                    "--disable-sync", "--no-first-run", "--origin-to-force-quic-on=localhost:" + port,
-                    "--ignore-certificate-errors-spki-list=" + spki,
-                    "--host-resolver-rules=MAP localhost 127.0.0.1", "--dump-dom", "https://localhost:" + port + "/"),
-                    90);
+            String page = chromium(Files.createDirectory(dir.resolve("chromium-profile")), port, spki);
             assertTrue(page.contains("over HTTP/3 (QUIC) TLS_"), "Chromium's page: " + page);
             assertTrue(page.contains("key operation offloaded: yes"), "Chromium's page: " + page);
 
@@ -112,6 +104,27 @@ class Http3ChromiumProcessIT {
             assertTrue(server.waitFor(20, TimeUnit.SECONDS), "server did not stop:\n" + log);
         }
         assertEquals(0, server.exitValue(), "exit code after SIGTERM:\n" + log);
+    }
+
+    /**
+     * Headless Chromium's page for {@code https://localhost:PORT/}, over HTTP/3 (QUIC forced for that origin), trusting
+     * the certificate whose SPKI SHA-256 (base64) is {@code spki}.
+     */
+    static String chromium(Path profile, int port, String spki) throws Exception {
+        return run(List.of("chromium", "--headless=new", "--no-sandbox", "--disable-gpu",
+                "--user-data-dir=" + profile, "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--no-first-run", "--origin-to-force-quic-on=localhost:" + port,
+                "--ignore-certificate-errors-spki-list=" + spki,
+                "--host-resolver-rules=MAP localhost 127.0.0.1", "--dump-dom", "https://localhost:" + port + "/"),
+                90);
+    }
+
+    /** The base64 SHA-256 of the SPKI of the certificate in {@code certPem}, as Chromium's flag wants it. */
+    static String spki(Path certPem) throws Exception {
+        String spki = sh("openssl x509 -in " + certPem + " -pubkey -noout | openssl pkey -pubin "
+                + "-outform der | openssl dgst -sha256 -binary | base64");
+        assertEquals(44, spki.length(), "SPKI hash: " + spki);
+        return spki;
     }
 
     /** The sum of a Prometheus counter's samples whose labels contain {@code label}. */
