@@ -82,7 +82,10 @@ final class Http3Peers {
                 .bind(new InetSocketAddress("127.0.0.1", 0)).sync().channel();
     }
 
-    /** Answers every request with the protocol, the cipher and the context's offloaded operations. */
+    /**
+     * Answers every request with the protocol, the cipher, the context's offloaded and inline operations, and this
+     * connection's inline operations.
+     */
     static final class InfoHandler extends Http3RequestStreamInboundHandler {
         private final QuicAsyncSslContext ctx;
 
@@ -104,7 +107,8 @@ final class Http3Peers {
         protected void channelInputClosed(ChannelHandlerContext c) {
             QuicChannel quic = (QuicChannel) c.channel().parent();
             String body = "HTTP/3 cipher=" + quic.sslEngine().getSession().getCipherSuite() + " offloaded="
-                    + ctx.offloadedOperations() + "\n";
+                    + ctx.offloadedOperations() + " inline=" + ctx.inlineOperations() + " inlineHere="
+                    + ctx.inlineOperations(quic) + "\n";
             byte[] bytes = body.getBytes(StandardCharsets.US_ASCII);
             Http3HeadersFrame headers = new DefaultHttp3HeadersFrame();
             headers.headers().status("200").add("content-type", "text/plain").addInt("content-length", bytes.length);
