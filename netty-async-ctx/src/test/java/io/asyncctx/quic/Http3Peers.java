@@ -138,6 +138,23 @@ final class Http3Peers {
                 .bind(new InetSocketAddress("127.0.0.1", 0)).sync().channel();
     }
 
+    /**
+     * One full handshake and {@code GET /} with a fresh client context (the same one would resume its session and
+     * skip the signature) on a new NIO client channel; closes both and returns the body.
+     */
+    static String fetchWithNewClient(EventLoopGroup clientGroup, X509Certificate trusted, InetSocketAddress server)
+            throws Exception {
+        Channel client = clientChannel(clientGroup, NioDatagramChannel.class, clientContext(trusted), server.getPort());
+        try {
+            QuicChannel quic = connect(client, server).get(30, TimeUnit.SECONDS);
+            String body = get(quic, "localhost:" + server.getPort()).get(30, TimeUnit.SECONDS);
+            quic.close().sync();
+            return body;
+        } finally {
+            client.close().sync();
+        }
+    }
+
     /** Connects (the QUIC handshake), giving up after 60 s. */
     static Future<QuicChannel> connect(Channel clientChannel, InetSocketAddress server) {
         return connect(clientChannel, server, 60_000);

@@ -19,7 +19,6 @@ import io.netty.channel.IoEventLoop;
 import io.netty.channel.MultiThreadIoEventLoopGroup;
 import io.netty.channel.nio.NioIoHandler;
 import io.netty.handler.codec.http3.Http3;
-import io.netty.handler.codec.quic.QuicChannel;
 import io.netty.pkitesting.X509Bundle;
 
 import java.net.InetSocketAddress;
@@ -60,15 +59,9 @@ class QuicInlinePolicyTest {
             InetSocketAddress addr = (InetSocketAddress) server.localAddress();
             int handshakes = 3;
             for (int i = 1; i <= handshakes; i++) {
-                // A fresh client context each time: the same one would resume its session and skip the signature.
-                Channel client = Http3Peers.clientChannel(clientGroup, Http3Peers.datagramClass("NIO"),
-                        Http3Peers.clientContext(cert.getRootCertificate()), addr.getPort());
-                QuicChannel quic = Http3Peers.connect(client, addr).get(30, TimeUnit.SECONDS);
-                String body = Http3Peers.get(quic, "localhost:" + addr.getPort()).get(30, TimeUnit.SECONDS);
+                String body = Http3Peers.fetchWithNewClient(clientGroup, cert.getRootCertificate(), addr);
                 assertTrue(body.startsWith("HTTP/3 cipher=TLS_"), body);
                 assertTrue(body.contains("offloaded=0 inline=" + i + " inlineHere=1"), body);
-                quic.close().sync();
-                client.close().sync();
             }
             assertEquals(handshakes, ctx.inlineOperations());
             assertEquals(0, ctx.offloadedOperations());
@@ -107,13 +100,8 @@ class QuicInlinePolicyTest {
             long engineBefore = engine.operationsCompleted();
             Channel server = Http3Peers.server(group, Http3Peers.datagramClass("EPOLL"), ctx, 10_000);
             InetSocketAddress addr = (InetSocketAddress) server.localAddress();
-            Channel client = Http3Peers.clientChannel(clientGroup, Http3Peers.datagramClass("NIO"),
-                    Http3Peers.clientContext(cert.getRootCertificate()), addr.getPort());
-            QuicChannel quic = Http3Peers.connect(client, addr).get(30, TimeUnit.SECONDS);
-            String body = Http3Peers.get(quic, "localhost:" + addr.getPort()).get(30, TimeUnit.SECONDS);
+            String body = Http3Peers.fetchWithNewClient(clientGroup, cert.getRootCertificate(), addr);
             assertTrue(body.contains("offloaded=1 inline=0 inlineHere=0"), body);
-            quic.close().sync();
-            client.close().sync();
             assertEquals(0, ctx.inlineOperations());
             assertEquals(1, ctx.offloadedOperations());
             assertEquals(engineBefore + 1, engine.operationsCompleted(), "the engine signed");
