@@ -27,6 +27,7 @@ import picocli.CommandLine.Option;
  * and every wait is bounded.
  */
 @Command(name = "demo", mixinStandardHelpOptions = true,
+        versionProvider = VersionProvider.class,
         description = "Handshake storm plus established keep-alive connections against the example server in each "
                 + "mode; prints handshakes/s, handshake latency and established connections' p99 round trip.")
 final class DemoCommand implements Callable<Integer> {

@@ -116,6 +116,7 @@ public final class ExampleServer implements AutoCloseable {
     private final AsyncEngine engine;
     private final X509Certificate[] chain;
     private final OffloadConfig.Notify notify;
+    private final InlinePolicy inlinePolicy;
     private volatile Http3Listener http3;
 
     /**
@@ -157,6 +158,7 @@ public final class ExampleServer implements AutoCloseable {
         this.engine = engine;
         this.chain = chain;
         this.notify = notify;
+        this.inlinePolicy = Objects.requireNonNull(inline, "inline");
         transport.checkAvailable();
         if (transport == Transport.NIO && notify == OffloadConfig.Notify.FD) {
             throw new IllegalArgumentException("--notify fd needs raw fds, which NIO does not have; use --notify "
@@ -222,8 +224,9 @@ public final class ExampleServer implements AutoCloseable {
 
     /**
      * Starts the HTTP/3 listener ({@code --http3}): QUIC over UDP on the TCP listener's port number, on the same event
-     * loops, its key operations offloaded through {@link QuicAsyncSslContext} (metrics tagged {@code protocol=quic});
-     * from then on HTTP responses carry {@code Alt-Svc: h3=":PORT"}. Offload mode only.
+     * loops, its key operations offloaded through {@link QuicAsyncSslContext} (metrics tagged {@code protocol=quic})
+     * under the same inline policy as TCP ({@code --inline-below-us}); from then on HTTP responses carry
+     * {@code Alt-Svc: h3=":PORT"}. Offload mode only.
      */
     public void startHttp3() throws InterruptedException {
         if (asyncContext == null) {
@@ -233,6 +236,7 @@ public final class ExampleServer implements AutoCloseable {
                 .applicationProtocols(Http3.supportedApplicationProtocols())
                 .offloadConfig(OffloadConfig.builder().notify(notify).metrics(new MicrometerOffloadMetrics(registry))
                         .build())
+                .inlinePolicy(inlinePolicy)
                 .build();
         http3 = Http3Listener.bind(group, transport, host, port(), ctx, registry::scrape);
     }

@@ -17,7 +17,7 @@ import java.util.function.Supplier;
 
 /**
  * Answers one HTTP/3 request stream: {@code GET /} with the protocol, the TLS cipher and whether this connection's
- * private-key operation was offloaded; {@code GET /metrics} with the metrics in Prometheus text format; anything else
+ * private-key operation was offloaded (or signed inline under {@code --inline-below-us}); {@code GET /metrics} with the metrics in Prometheus text format; anything else
  * 404 or 405.
  *
  * <p>Threading: one instance per request stream, on its event loop.
@@ -62,10 +62,11 @@ final class Http3InfoHandler extends Http3RequestStreamInboundHandler {
             text = "not found: " + path + "\n";
         } else {
             QuicChannel quic = (QuicChannel) c.channel().parent();
-            long offloaded = ctx.offloadedOperations(quic);
+            String how = ctx.offloadedOperations(quic) > 0 ? "yes"
+                    : ctx.inlineOperations(quic) > 0 ? "no (signed inline on the event loop)" : "no (resumed session)";
             text = "hello from netty-async-ctx over HTTP/3 (QUIC) " + quic.sslEngine().getSession().getCipherSuite()
-                    + "; key operation offloaded: " + (offloaded > 0 ? "yes" : "no (resumed session)")
-                    + "; QUIC key operations offloaded so far: " + ctx.offloadedOperations() + "\n";
+                    + "; key operation offloaded: " + how + "; QUIC key operations offloaded so far: "
+                    + ctx.offloadedOperations() + ", signed inline: " + ctx.inlineOperations() + "\n";
         }
         byte[] body = text.getBytes(StandardCharsets.UTF_8);
         Http3HeadersFrame headers = new DefaultHttp3HeadersFrame();

@@ -43,7 +43,7 @@ final class ServerCommand implements Callable<Integer> {
 
     @Option(names = "--inline-below-us", description = "Offload mode: sign inline on the event loop the signature "
             + "schemes whose measured cost is below this many microseconds (0 = never, the default; 30 keeps ECDSA "
-            + "P-256 and Ed25519 inline with AWS-LC while RSA is offloaded).")
+            + "P-256 and Ed25519 inline with AWS-LC while RSA is offloaded); applies to --http3's QUIC handshakes too.")
     long inlineBelowMicros;
 
     @Option(names = "--http3", description = "Also serve HTTP/3 over UDP on the same port number, QUIC handshakes "

@@ -21,7 +21,8 @@ import org.junit.jupiter.params.provider.CsvSource;
  * A browser this project did not write, over HTTP/3: the example server started with {@code --http3} as a process,
  * headless Chromium (Debian {@code chromium}, installed by {@code .ci/run}) forced onto QUIC for the server's origin
  * fetches {@code GET /}, whose body says the connection's key operation was offloaded; the server's {@code /metrics}
- * then counts the QUIC job ({@code protocol="quic"}), and its HTTP/1.1 responses carry {@code Alt-Svc}.
+ * then counts the QUIC job ({@code protocol="quic"}), and its HTTP/1.1 responses carry {@code Alt-Svc}. With
+ * {@code --inline-below-us} the QUIC handshake of a P-256 key is signed inline instead, and counted as such.
  */
 @Timeout(value = 150, unit = TimeUnit.SECONDS)
 class Http3ChromiumProcessIT {
@@ -62,18 +63,54 @@ class Http3ChromiumProcessIT {
     })
     void shouldServeChromiumOverHttp3WithTheKeyOperationOffloaded(String transport, String notify, String key,
                                                                   String engine) throws Exception {
+        List<String> args = new ArrayList<>(List.of("--transport", transport, "--notify", notify, "--engine", engine));
+        if (engine.equals("simulated")) {
+            args.addAll(List.of("--latency-ms", "20"));
+        }
+        String[] pageAndMetrics = fetchWithChromium(key, args);
+        String page = pageAndMetrics[0];
+        String metrics = pageAndMetrics[1];
+        assertTrue(page.contains("key operation offloaded: yes"), "Chromium's page: " + page);
+        double quicJobs = counter(metrics, "asyncctx_jobs_finished_total", "protocol=\"quic\"");
+        assertTrue(quicJobs >= 1, "QUIC jobs finished: " + quicJobs + "\n" + metrics);
+        assertEquals(quicJobs, counter(metrics, "asyncctx_jobs_started_total", "protocol=\"quic\""));
+    }
+
+    /**
+     * {@code --inline-below-us} reaches the HTTP/3 listener: with a P-256 key and a threshold far above a P-256
+     * signature (5 ms), Chromium's QUIC handshake is signed inline on the event loop and counted as such.
+     */
+    @ParameterizedTest(name = "{0}")
+    @CsvSource({"epoll", "nio"})
+    void shouldSignChromiumsQuicHandshakeInlineWithInlineBelowUs(String transport) throws Exception {
+        String[] pageAndMetrics = fetchWithChromium("ec", List.of("--transport", transport, "--engine", "software",
+                "--inline-below-us", "5000"));
+        String page = pageAndMetrics[0];
+        String metrics = pageAndMetrics[1];
+        assertTrue(page.contains("key operation offloaded: no (signed inline on the event loop)"),
+                "Chromium's page: " + page);
+        double inline = counter(metrics, "asyncctx_operations_inline_total", "protocol=\"quic\"");
+        assertTrue(inline >= 1, "QUIC operations signed inline: " + inline + "\n" + metrics);
+        assertEquals(0, counter(metrics, "asyncctx_jobs_started_total", "protocol=\"quic\""), metrics);
+    }
+
+    /**
+     * Starts the example server with {@code --http3}, a fresh certificate of {@code key} and {@code extraArgs}, checks
+     * the HTTP/1.1 Alt-Svc, fetches {@code GET /} with Chromium over HTTP/3 and then {@code /metrics}; returns both
+     * bodies, and checks that the server exits 0 on SIGTERM.
+     */
+    private String[] fetchWithChromium(String key, List<String> extraArgs) throws Exception {
         String newKey = key.equals("rsa") ? "rsa:2048" : "ec -pkeyopt ec_paramgen_curve:P-256";
         sh("cd " + dir + " && openssl req -x509 -newkey " + newKey + " -nodes -keyout key.pem -out cert.pem -days 2 "
                 + "-subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 2>/dev/null");
         String spki = spki(dir.resolve("cert.pem"));
-        List<String> args = new ArrayList<>(List.of("server", "--port", "0", "--http3", "--transport", transport,
-                "--notify", notify, "--engine", engine, "--cert", dir.resolve("cert.pem").toString(), "--key",
-                dir.resolve("key.pem").toString()));
-        if (engine.equals("simulated")) {
-            args.addAll(List.of("--latency-ms", "20"));
-        }
+        List<String> args = new ArrayList<>(List.of("server", "--port", "0", "--http3", "--cert",
+                dir.resolve("cert.pem").toString(), "--key", dir.resolve("key.pem").toString()));
+        args.addAll(extraArgs);
         Process server = ExampleServerProcessIT.start(args);
         StringBuilder log = new StringBuilder();
+        String page;
+        String metrics;
         try {
             int port = ExampleServerProcessIT.awaitPort(server, log);
             Thread drain = new Thread(() -> {
@@ -90,20 +127,17 @@ class Http3ChromiumProcessIT {
                     "https://127.0.0.1:" + port + "/"), 30);
             assertTrue(h1.toLowerCase(java.util.Locale.ROOT).contains("alt-svc: h3=\":" + port + "\""), h1);
 
-            String page = chromium(Files.createDirectory(dir.resolve("chromium-profile")), port, spki);
+            page = chromium(Files.createDirectory(dir.resolve("chromium-profile")), port, spki);
             assertTrue(page.contains("over HTTP/3 (QUIC) TLS_"), "Chromium's page: " + page);
-            assertTrue(page.contains("key operation offloaded: yes"), "Chromium's page: " + page);
 
-            String metrics = run(List.of("curl", "-sS", "-k", "--max-time", "20",
+            metrics = run(List.of("curl", "-sS", "-k", "--max-time", "20",
                     "https://127.0.0.1:" + port + "/metrics"), 30);
-            double quicJobs = counter(metrics, "asyncctx_jobs_finished_total", "protocol=\"quic\"");
-            assertTrue(quicJobs >= 1, "QUIC jobs finished: " + quicJobs + "\n" + metrics);
-            assertEquals(quicJobs, counter(metrics, "asyncctx_jobs_started_total", "protocol=\"quic\""));
         } finally {
             server.destroy();
             assertTrue(server.waitFor(20, TimeUnit.SECONDS), "server did not stop:\n" + log);
         }
         assertEquals(0, server.exitValue(), "exit code after SIGTERM:\n" + log);
+        return new String[] {page, metrics};
     }
 
     /**

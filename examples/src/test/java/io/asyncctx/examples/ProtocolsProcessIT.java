@@ -105,9 +105,11 @@ class ProtocolsProcessIT {
         }
     }
 
-    @Test
-    void shouldPrintVersions() throws Exception {
-        Process p = ExampleServerProcessIT.start(List.of("-V"));
+    /** {@code -V} prints the versions at the top level and for each subcommand (picocli asks each its own provider). */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"-V", "server -V", "demo -V", "demo --version"})
+    void shouldPrintVersions(String args) throws Exception {
+        Process p = ExampleServerProcessIT.start(List.of(args.split(" ")));
         String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
         assertTrue(p.waitFor(30, TimeUnit.SECONDS));
         assertEquals(0, p.exitValue(), out);

@@ -1,14 +1,16 @@
 package io.asyncctx.netty;
 
+import io.asyncctx.engine.AsyncEngine;
 import io.netty.channel.IoEventLoop;
 
 import java.util.Objects;
 
 /**
- * Per-event-loop counters of the offload, for tests and metrics.
+ * Per-event-loop counters of the offload, for tests and metrics, and the loop's cached metrics recorders.
  *
- * <p><b>Threading.</b> Any thread may call; the values are exact when read on the loop's thread and recent otherwise.
- * A loop on which no connection was ever opened, or that has terminated, reports zeros.
+ * <p><b>Threading.</b> The counters: any thread may call; the values are exact when read on the loop's thread and
+ * recent otherwise. A loop on which no connection was ever opened, or that has terminated, reports zeros.
+ * {@link #recorder}: the loop's thread only.
  */
 public final class AsyncOffloadLoops {
 
@@ -75,5 +77,28 @@ public final class AsyncOffloadLoops {
     public static long jobsCancelled(IoEventLoop loop) {
         LoopState s = LoopState.peek(Objects.requireNonNull(loop, "loop"));
         return s == null ? 0 : s.operationsCancelled;
+    }
+
+    /**
+     * The metrics recorder of {@code engine}'s operations on {@code loop} under {@code metrics}: the same instance the
+     * loop's jobs record into, made at the first call for that pair and cached by the loop, so a caller on the hot
+     * path allocates nothing. For integrations that perform operations on the loop outside a job, such as the QUIC
+     * context's inline signatures ({@code io.asyncctx.quic}), which record {@link OffloadMetrics.Recorder#inlineOperation()}
+     * here. {@link OffloadMetrics#none()} gives a recorder that does nothing, without touching the loop's state.
+     *
+     * @throws IllegalStateException when not called on {@code loop}'s thread
+     */
+    public static OffloadMetrics.Recorder recorder(IoEventLoop loop, OffloadMetrics metrics, AsyncEngine engine) {
+        Objects.requireNonNull(loop, "loop");
+        Objects.requireNonNull(metrics, "metrics");
+        Objects.requireNonNull(engine, "engine");
+        if (metrics == OffloadMetrics.none()) {
+            return NoopRecorder.INSTANCE;
+        }
+        if (!loop.inEventLoop()) {
+            throw new IllegalStateException("recorder: call on the event loop's thread (loop.execute(...) or from a "
+                    + "handler of a channel of that loop)");
+        }
+        return LoopState.of(loop).recorder(metrics, engine);
     }
 }

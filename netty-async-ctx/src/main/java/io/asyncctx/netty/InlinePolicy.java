@@ -23,6 +23,8 @@ import java.util.Set;
  * each signature scheme of the engine's key on the building thread, and marks for inline use the schemes whose median
  * cost is below the threshold; everything slower (RSA, anything in an HSM or accelerator) still goes through jobs.
  * Only engines that offer an {@link AsyncEngine#inlineSigner()} can run anything inline; decryption never does.
+ * {@link AsyncSslContextBuilder} (TCP) and {@code io.asyncctx.quic.QuicAsyncSslContextBuilder} (QUIC) each call
+ * {@link #resolve} once in {@code build()} and keep the {@link Decision}.
  *
  * <p>Threading: immutable; {@link #resolve} runs once at context build time on the building thread (never an event
  * loop: it signs for real).
@@ -62,17 +64,68 @@ public final class InlinePolicy {
         return threshold;
     }
 
-    /** The outcome of measuring: the schemes that run inline and the median cost measured for each scheme. */
-    record Decision(Set<SignatureScheme> inline, Map<SignatureScheme, Long> medianNanos, KeySigner signer) {
-        static final Decision NONE = new Decision(Collections.emptySet(), Collections.emptyMap(), null);
+    /**
+     * The outcome of {@link #resolve}: the signature schemes that run inline, the median cost measured for each scheme
+     * of the engine's key, and the signer that performs the inline operations. A context builder resolves its policy
+     * once and keeps the decision; its key method asks {@link #isInline} for every signature.
+     *
+     * <p>Threading: immutable; any thread.
+     */
+    public static final class Decision {
+        private static final Decision NONE = new Decision(Collections.emptySet(), Collections.emptyMap(), null);
 
-        boolean isInline(SignatureScheme scheme) {
+        private final Set<SignatureScheme> inline;
+        private final Map<SignatureScheme, Long> medianNanos;
+        private final KeySigner signer;
+
+        private Decision(Set<SignatureScheme> inline, Map<SignatureScheme, Long> medianNanos, KeySigner signer) {
+            this.inline = inline;
+            this.medianNanos = medianNanos;
+            this.signer = signer;
+        }
+
+        /** Nothing inline, nothing measured (the decision of {@link #never()} and of engines without inline signer). */
+        public static Decision none() {
+            return NONE;
+        }
+
+        /** True when {@code scheme} runs inline (on the event loop, with {@link #signer()}). Cheap: a set lookup. */
+        public boolean isInline(SignatureScheme scheme) {
             return inline.contains(scheme);
+        }
+
+        /** The schemes that run inline (unmodifiable; empty when nothing does). */
+        public Set<SignatureScheme> inline() {
+            return inline;
+        }
+
+        /**
+         * The median nanoseconds of one signature measured for each scheme of the engine's key (unmodifiable), -1 for
+         * a scheme the signer failed; empty when nothing was measured (policy {@link #never()}, or no inline signer).
+         */
+        public Map<SignatureScheme, Long> medianNanos() {
+            return medianNanos;
+        }
+
+        /** The engine's {@link AsyncEngine#inlineSigner()} that signs the inline schemes, or null when none run inline. */
+        public KeySigner signer() {
+            return signer;
+        }
+
+        @Override
+        public String toString() {
+            return "InlinePolicy.Decision[inline=" + inline + ", medianNanos=" + medianNanos + ']';
         }
     }
 
-    /** Measures the engine's schemes (building thread). */
-    Decision resolve(AsyncEngine engine) {
+    /**
+     * Measures the engine's schemes with its {@link AsyncEngine#inlineSigner()} and decides which run inline: real
+     * signatures (a warm-up of up to 200 or 150 ms, then 41 timed) for each scheme of the engine's key, so call it once
+     * per context, at build time. Returns {@link Decision#none()} for {@link #never()} and for engines without an
+     * inline signer. Building thread (never an event loop).
+     */
+    public Decision resolve(AsyncEngine engine) {
+        Objects.requireNonNull(engine, "engine");
         KeySigner signer = engine.inlineSigner();
         if (threshold.isZero() || signer == null) {
             return Decision.NONE;
@@ -92,7 +145,8 @@ public final class InlinePolicy {
                 inline.add(scheme);
             }
         }
-        return new Decision(Collections.unmodifiableSet(inline), Collections.unmodifiableMap(medians), signer);
+        return new Decision(Collections.unmodifiableSet(inline), Collections.unmodifiableMap(medians),
+                inline.isEmpty() ? null : signer);
     }
 
     private static boolean fits(SignatureScheme scheme, String keyAlg) {

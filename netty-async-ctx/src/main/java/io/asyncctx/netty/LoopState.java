@@ -8,6 +8,7 @@ import io.netty.util.concurrent.SingleThreadEventExecutor;
 import java.util.ArrayList;
 import java.util.IdentityHashMap;
 import java.util.LinkedHashSet;
+import java.util.Objects;
 import java.util.concurrent.ConcurrentHashMap;
 
 /**
@@ -119,13 +120,25 @@ final class LoopState {
         return pools.computeIfAbsent(maxJobs, n -> new AsyncJobPool(n, loop));
     }
 
-    /** The metrics recorder of {@code engine} for {@code metrics} on this loop, made once. Loop thread. */
+    /**
+     * The metrics recorder of {@code engine} for {@code metrics} on this loop, made once. Loop thread; after the first
+     * call for a pair it allocates nothing (two identity-map lookups, no capturing lambda).
+     */
     OffloadMetrics.Recorder recorder(OffloadMetrics metrics, AsyncEngine engine) {
         if (metrics == OffloadMetrics.none()) {
             return NoopRecorder.INSTANCE;
         }
-        return recorders.computeIfAbsent(metrics, m -> new IdentityHashMap<>(2))
-                .computeIfAbsent(engine, e -> metrics.recorder(e, loop));
+        IdentityHashMap<AsyncEngine, OffloadMetrics.Recorder> byEngine = recorders.get(metrics);
+        if (byEngine == null) {
+            byEngine = new IdentityHashMap<>(2);
+            recorders.put(metrics, byEngine);
+        }
+        OffloadMetrics.Recorder r = byEngine.get(engine);
+        if (r == null) {
+            r = Objects.requireNonNull(metrics.recorder(engine, loop), "OffloadMetrics.recorder returned null");
+            byEngine.put(engine, r);
+        }
+        return r;
     }
 
     /** The health record of {@code engine} on this loop. Loop thread. */

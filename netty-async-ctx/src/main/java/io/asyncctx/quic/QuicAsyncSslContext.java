@@ -1,6 +1,7 @@
 package io.asyncctx.quic;
 
 import io.asyncctx.engine.AsyncEngine;
+import io.asyncctx.engine.SignatureScheme;
 import io.asyncctx.netty.OffloadConfig;
 import io.netty.handler.codec.quic.QuicChannel;
 import io.netty.handler.codec.quic.QuicCodecBuilder;
@@ -9,6 +10,7 @@ import io.netty.handler.codec.quic.QuicSslContext;
 import io.netty.handler.codec.quic.QuicSslEngine;
 
 import java.util.Objects;
+import java.util.Set;
 
 /**
  * A QUIC TLS context whose private-key operations are offloaded to an {@link AsyncEngine}: made by
@@ -19,7 +21,8 @@ import java.util.Objects;
  * Each QUIC connection gets its own {@link io.asyncctx.AsyncWaitCtx} (through
  * {@link io.asyncctx.netty.AsyncOffloadConnection}) on the QUIC channel's event loop, which is the event loop of the UDP
  * channel that carries it: on epoll and io_uring the wait fds are registered there, on NIO the callback path is used
- * ({@link OffloadConfig.Notify#AUTO}). Metrics are tagged {@code protocol=quic}.
+ * ({@link OffloadConfig.Notify#AUTO}). Signature schemes that the builder's {@link io.asyncctx.netty.InlinePolicy}
+ * measured as cheap are signed inline on that loop instead. Metrics are tagged {@code protocol=quic}.
  *
  * <p>Threading: thread-safe and shared by all QUIC connections of a codec (or several codecs); {@link #configure} is
  * called once per codec builder on the builder's thread. The engine provider it installs runs on each QUIC channel's
@@ -94,9 +97,26 @@ public final class QuicAsyncSslContext {
         return sslContext.isServer();
     }
 
-    /** Private-key operations BoringSSL asked this context for so far (each ran as a job). Any thread. */
+    /**
+     * Private-key operations of this context that ran as jobs so far (those signed inline are counted by
+     * {@link #inlineOperations()}). Any thread.
+     */
     public long offloadedOperations() {
         return method.operations();
+    }
+
+    /**
+     * Signatures of this context signed inline on the QUIC channels' event loops under its
+     * {@link io.asyncctx.netty.InlinePolicy} so far (also counted as {@code asyncctx.operations.inline} with
+     * {@code protocol=quic}). Any thread.
+     */
+    public long inlineOperations() {
+        return method.inlineOperations();
+    }
+
+    /** The signature schemes that run inline, measured once at build time under the inline policy. Any thread. */
+    public Set<SignatureScheme> inlineSchemes() {
+        return method.inlineDecision().inline();
     }
 
     /**
@@ -107,6 +127,15 @@ public final class QuicAsyncSslContext {
     public long offloadedOperations(QuicChannel channel) {
         QuicOffloadBinding binding = method.binding(Objects.requireNonNull(channel, "channel").sslEngine());
         return binding == null ? 0 : binding.operations();
+    }
+
+    /**
+     * Private-key operations of {@code channel}'s handshake signed inline on its loop: 1 after a full handshake whose
+     * scheme the inline policy chose, else 0. Any thread; reliable once the handshake is done.
+     */
+    public long inlineOperations(QuicChannel channel) {
+        QuicOffloadBinding binding = method.binding(Objects.requireNonNull(channel, "channel").sslEngine());
+        return binding == null ? 0 : binding.inlineOperations();
     }
 
     /** QUIC connections bound to this context now (open channels made through {@link #configure}). Any thread. */

@@ -2,6 +2,7 @@ package io.asyncctx.quic;
 
 import io.asyncctx.engine.AsyncEngine;
 import io.asyncctx.engine.KeyMatch;
+import io.asyncctx.netty.InlinePolicy;
 import io.asyncctx.netty.OffloadConfig;
 import io.netty.handler.codec.quic.BoringSSLContextOption;
 import io.netty.handler.codec.quic.BoringSSLKeylessManagerFactory;
@@ -27,7 +28,7 @@ import javax.net.ssl.TrustManagerFactory;
 /**
  * Builds a {@link QuicAsyncSslContext}: a keyless QUIC (BoringSSL) context whose private-key operations go to an
  * {@link AsyncEngine} through {@link io.asyncctx.AsyncJob}s. It reads like {@link io.asyncctx.netty.AsyncSslContextBuilder}
- * (same factories, same {@link OffloadConfig}) and refuses the same setups: no private key is ever handed to
+ * (same factories, same {@link OffloadConfig}, same {@link InlinePolicy}) and refuses the same setups: no private key is ever handed to
  * BoringSSL (the context is built on {@link BoringSSLKeylessManagerFactory}, so BoringSSL cannot sign by itself), and
  * the engine's key (and the fallback engine's) must match the certificate.
  *
@@ -47,6 +48,7 @@ public final class QuicAsyncSslContextBuilder {
     private final AsyncEngine engine;
     private final X509Certificate[] chain;
     private OffloadConfig config = OffloadConfig.defaults();
+    private InlinePolicy inlinePolicy = InlinePolicy.never();
     private String[] applicationProtocols;
     private ClientAuth clientAuth;
     private TrustManagerFactory trustManagerFactory;
@@ -88,6 +90,16 @@ public final class QuicAsyncSslContextBuilder {
     /** Offload settings (notification path, job bound, timeouts, retries, fallback, metrics). */
     public QuicAsyncSslContextBuilder offloadConfig(OffloadConfig config) {
         this.config = Objects.requireNonNull(config, "config");
+        return this;
+    }
+
+    /**
+     * Which signatures are so cheap that they run inline on the QUIC channel's event loop instead of through a job
+     * (default: {@link InlinePolicy#never()}), as for TCP. Measured once, here, at {@link #build()}, with the engine's
+     * {@link AsyncEngine#inlineSigner()}; engines without one never run anything inline.
+     */
+    public QuicAsyncSslContextBuilder inlinePolicy(InlinePolicy policy) {
+        this.inlinePolicy = Objects.requireNonNull(policy, "policy");
         return this;
     }
 
@@ -150,7 +162,7 @@ public final class QuicAsyncSslContextBuilder {
             checkEngineKey(config.fallbackEngine(), "fallback engine");
         }
         RedriveExecutor executor = new RedriveExecutor();
-        QuicKeyMethod method = new QuicKeyMethod(executor);
+        QuicKeyMethod method = new QuicKeyMethod(executor, inlinePolicy.resolve(engine));
         BoringSSLKeylessManagerFactory keyless;
         try {
             keyless = BoringSSLKeylessManagerFactory.newKeyless(method, chain);

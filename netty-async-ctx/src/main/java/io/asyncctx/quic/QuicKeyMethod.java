@@ -2,6 +2,7 @@ package io.asyncctx.quic;
 
 import io.asyncctx.engine.KeyOperation;
 import io.asyncctx.engine.SignatureScheme;
+import io.asyncctx.netty.InlinePolicy;
 import io.netty.handler.codec.quic.BoringSSLAsyncPrivateKeyMethod;
 import io.netty.util.concurrent.Future;
 import io.netty.util.concurrent.ImmediateEventExecutor;
@@ -15,7 +16,8 @@ import javax.net.ssl.SSLHandshakeException;
 /**
  * The QUIC context's BoringSSL key method: finds the QUIC connection of the {@link SSLEngine} that BoringSSL asks for
  * a signature (the engine the context's engine provider made for that {@link io.netty.handler.codec.quic.QuicChannel})
- * and runs the operation as a job of that connection.
+ * and runs the operation as a job of that connection, or, for a signature scheme that the context's
+ * {@link InlinePolicy} measured as cheap, signs it right there on the channel's event loop.
  *
  * <p>Threading: {@link #sign} and {@link #decrypt} are called by Netty's QUIC channel inside a BoringSSL task, which
  * the context's {@link RedriveExecutor} runs on the channel's event loop; the returned future is one of that loop, and
@@ -26,10 +28,21 @@ final class QuicKeyMethod implements BoringSSLAsyncPrivateKeyMethod {
 
     private final RedriveExecutor executor;
     private final Map<SSLEngine, QuicOffloadBinding> bindings = new ConcurrentHashMap<>();
+    private final InlinePolicy.Decision inline;
     private final LongAdder operations = new LongAdder();
+    private final LongAdder inlineOperations = new LongAdder();
 
-    QuicKeyMethod(RedriveExecutor executor) {
+    QuicKeyMethod(RedriveExecutor executor, InlinePolicy.Decision inline) {
         this.executor = executor;
+        this.inline = inline;
+    }
+
+    InlinePolicy.Decision inlineDecision() {
+        return inline;
+    }
+
+    long inlineOperations() {
+        return inlineOperations.sum();
     }
 
     void bind(SSLEngine engine, QuicOffloadBinding binding) {
@@ -64,8 +77,13 @@ final class QuicKeyMethod implements BoringSSLAsyncPrivateKeyMethod {
         } catch (IllegalArgumentException e) {
             return binding.channel().eventLoop().newFailedFuture(new SSLHandshakeException(e.getMessage()));
         }
+        KeyOperation op = KeyOperation.sign(scheme, input);
+        if (inline.isInline(scheme)) {
+            inlineOperations.increment();
+            return binding.performInline(inline.signer(), op);
+        }
         operations.increment();
-        return binding.submit(KeyOperation.sign(scheme, input), executor.current());
+        return binding.submit(op, executor.current());
     }
 
     @Override

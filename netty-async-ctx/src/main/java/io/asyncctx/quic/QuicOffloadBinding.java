@@ -1,12 +1,15 @@
 package io.asyncctx.quic;
 
 import io.asyncctx.engine.KeyOperation;
+import io.asyncctx.engine.KeySigner;
 import io.asyncctx.netty.AsyncOffloadConnection;
+import io.asyncctx.netty.AsyncOffloadLoops;
 import io.netty.channel.EventLoop;
 import io.netty.channel.IoEventLoop;
 import io.netty.handler.codec.quic.QuicChannel;
 import io.netty.util.concurrent.Future;
 
+import java.security.GeneralSecurityException;
 import javax.net.ssl.SSLHandshakeException;
 
 /**
@@ -14,8 +17,8 @@ import javax.net.ssl.SSLHandshakeException;
  * of its {@link QuicChannel}, opened at the first private-key operation on the channel's event loop and closed with the
  * channel, which abandons a job in flight and releases its wait fds.
  *
- * <p>Threading: made on the QUIC channel's event loop (in the codec's engine provider); {@link #submit} and
- * {@link #close} run on that loop.
+ * <p>Threading: made on the QUIC channel's event loop (in the codec's engine provider); {@link #submit},
+ * {@link #performInline} and {@link #close} run on that loop; the counters may be read from any thread.
  */
 final class QuicOffloadBinding {
 
@@ -24,6 +27,7 @@ final class QuicOffloadBinding {
     private AsyncOffloadConnection connection;
     private boolean closed;
     private volatile long operations;
+    private volatile long inlineOperations;
 
     QuicOffloadBinding(QuicAsyncSslContext context, QuicChannel channel) {
         this.context = context;
@@ -39,28 +43,26 @@ final class QuicOffloadBinding {
         return operations;
     }
 
+    /** Key operations this connection signed inline on its loop (under the context's inline policy). Any thread. */
+    long inlineOperations() {
+        return inlineOperations;
+    }
+
     /**
      * Runs one key operation of this connection's handshake. Called inside a BoringSSL task batch on the channel's
      * loop; when the operation pauses, {@code redrive} runs the batch again once the operation has completed.
      */
     Future<byte[]> submit(KeyOperation operation, Runnable redrive) {
         EventLoop loop = channel.eventLoop();
-        if (!loop.inEventLoop()) {
-            return failed(loop, "the key operation was called off the QUIC channel's event loop; let "
-                    + "QuicAsyncSslContext.configure(codecBuilder) set the codec's sslTaskExecutor and do not replace it");
+        String refusal = refusal(loop);
+        if (refusal != null) {
+            return failed(loop, refusal);
         }
         if (redrive == null) {
             return failed(loop, "the QUIC codec's sslTaskExecutor is not this context's, so a paused handshake would "
                     + "not resume; let QuicAsyncSslContext.configure(codecBuilder) set it and do not replace it");
         }
-        if (closed) {
-            return failed(loop, "the QUIC connection closed before its private-key operation could start");
-        }
-        if (!(loop instanceof IoEventLoop ioLoop)) {
-            return failed(loop, "the QUIC channel's event loop " + loop.getClass().getName() + " is not an "
-                    + "IoEventLoop; create the group with new MultiThreadIoEventLoopGroup(n, EpollIoHandler.newFactory())"
-                    + " (or IoUringIoHandler, NioIoHandler)");
-        }
+        IoEventLoop ioLoop = (IoEventLoop) loop;
         Future<byte[]> result;
         operations++;
         try {
@@ -85,6 +87,46 @@ final class QuicOffloadBinding {
             });
         }
         return result;
+    }
+
+    /**
+     * Signs a cheap operation right here on the channel's loop (the context's inline policy chose its scheme): no job,
+     * no ctx, no wait fd; the returned future is already complete, so BoringSSL goes on within the same task batch.
+     * Counted as {@code operations.inline} in the loop's cached metrics recorder (tagged {@code protocol=quic}).
+     */
+    Future<byte[]> performInline(KeySigner signer, KeyOperation operation) {
+        EventLoop loop = channel.eventLoop();
+        String refusal = refusal(loop);
+        if (refusal != null) {
+            return failed(loop, refusal);
+        }
+        inlineOperations++;
+        AsyncOffloadLoops.recorder((IoEventLoop) loop, context.config().metrics(), context.engine()).inlineOperation();
+        try {
+            return loop.newSucceededFuture(signer.perform(operation));
+        } catch (GeneralSecurityException | RuntimeException e) {
+            SSLHandshakeException failure = new SSLHandshakeException("the inline private-key operation ("
+                    + operation + ") failed: " + e);
+            failure.initCause(e);
+            return loop.newFailedFuture(failure);
+        }
+    }
+
+    /** Why no key operation can run on {@code loop} now, or null when it can. */
+    private String refusal(EventLoop loop) {
+        if (!loop.inEventLoop()) {
+            return "the key operation was called off the QUIC channel's event loop; let "
+                    + "QuicAsyncSslContext.configure(codecBuilder) set the codec's sslTaskExecutor and do not replace it";
+        }
+        if (closed) {
+            return "the QUIC connection closed before its private-key operation could start";
+        }
+        if (!(loop instanceof IoEventLoop)) {
+            return "the QUIC channel's event loop " + loop.getClass().getName() + " is not an IoEventLoop; create the "
+                    + "group with new MultiThreadIoEventLoopGroup(n, EpollIoHandler.newFactory()) (or IoUringIoHandler, "
+                    + "NioIoHandler)";
+        }
+        return null;
     }
 
     /** Closes the offload state (the channel closed). Loop thread; idempotent. */

@@ -68,6 +68,25 @@ class TlsInlinePolicyTest {
     }
 
     @Test
+    void shouldExposeTheMeasuredMediansThroughTheDecision() throws Exception {
+        X509Bundle cert = TlsFixtures.certificate(KeyKind.EC_P256);
+        try (SoftwareEngine engine = TlsFixtures.softwareEngine(cert)) {
+            InlinePolicy.Decision d = InlinePolicy.belowMeasuredCost(Duration.ofMillis(5)).resolve(engine);
+            // Every ECDSA scheme fits an EC key and is measured; no RSA or Ed25519 scheme is.
+            for (SignatureScheme s : SignatureScheme.values()) {
+                assertEquals("EC".equals(s.keyAlgorithm()), d.medianNanos().containsKey(s), s::toString);
+            }
+            assertTrue(d.medianNanos().get(SignatureScheme.ECDSA_SECP256R1_SHA256) > 0, d::toString);
+            assertTrue(d.isInline(SignatureScheme.ECDSA_SECP256R1_SHA256), d::toString);
+            assertEquals(d.inline().contains(SignatureScheme.RSA_PSS_RSAE_SHA256),
+                    d.isInline(SignatureScheme.RSA_PSS_RSAE_SHA256));
+            assertTrue(d.signer() != null);
+            assertEquals(InlinePolicy.Decision.none(), InlinePolicy.never().resolve(engine));
+            assertTrue(InlinePolicy.Decision.none().medianNanos().isEmpty());
+        }
+    }
+
+    @Test
     void shouldRefuseNegativeThreshold() {
         IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
                 () -> InlinePolicy.belowMeasuredCost(Duration.ofNanos(-1)));

@@ -82,7 +82,10 @@ final class Http3Peers {
                 .bind(new InetSocketAddress("127.0.0.1", 0)).sync().channel();
     }
 
-    /** Answers every request with the protocol, the cipher and the context's offloaded operations. */
+    /**
+     * Answers every request with the protocol, the cipher, the context's offloaded and inline operations, and this
+     * connection's inline operations.
+     */
     static final class InfoHandler extends Http3RequestStreamInboundHandler {
         private final QuicAsyncSslContext ctx;
 
@@ -104,7 +107,8 @@ final class Http3Peers {
         protected void channelInputClosed(ChannelHandlerContext c) {
             QuicChannel quic = (QuicChannel) c.channel().parent();
             String body = "HTTP/3 cipher=" + quic.sslEngine().getSession().getCipherSuite() + " offloaded="
-                    + ctx.offloadedOperations() + "\n";
+                    + ctx.offloadedOperations() + " inline=" + ctx.inlineOperations() + " inlineHere="
+                    + ctx.inlineOperations(quic) + "\n";
             byte[] bytes = body.getBytes(StandardCharsets.US_ASCII);
             Http3HeadersFrame headers = new DefaultHttp3HeadersFrame();
             headers.headers().status("200").add("content-type", "text/plain").addInt("content-length", bytes.length);
@@ -132,6 +136,23 @@ final class Http3Peers {
                 .initialMaxStreamDataBidirectionalLocal(1 << 16).build();
         return new Bootstrap().group(group).channel(type).handler(codec).option(ChannelOption.SO_RCVBUF, 4 << 20)
                 .bind(new InetSocketAddress("127.0.0.1", 0)).sync().channel();
+    }
+
+    /**
+     * One full handshake and {@code GET /} with a fresh client context (the same one would resume its session and
+     * skip the signature) on a new NIO client channel; closes both and returns the body.
+     */
+    static String fetchWithNewClient(EventLoopGroup clientGroup, X509Certificate trusted, InetSocketAddress server)
+            throws Exception {
+        Channel client = clientChannel(clientGroup, NioDatagramChannel.class, clientContext(trusted), server.getPort());
+        try {
+            QuicChannel quic = connect(client, server).get(30, TimeUnit.SECONDS);
+            String body = get(quic, "localhost:" + server.getPort()).get(30, TimeUnit.SECONDS);
+            quic.close().sync();
+            return body;
+        } finally {
+            client.close().sync();
+        }
     }
 
     /** Connects (the QUIC handshake), giving up after 60 s. */

@@ -384,6 +384,41 @@ class FaultInjectingEngineTest {
     }
 
     @Test
+    void shouldCloseOnceWhenClosedFromSeveralThreadsAtOnce() throws Exception {
+        FaultInjectingEngine engine = track(builder("fault-close-race").hangRate(1.0).build());
+        TestOwner owner = owner(8);
+        List<Conn> conns = startAll(owner, engine, 3, true);
+        assertEquals(3, engine.hung());
+        int closers = 4;
+        java.util.concurrent.CyclicBarrier start = new java.util.concurrent.CyclicBarrier(closers);
+        List<Thread> threads = new ArrayList<>();
+        for (int i = 0; i < closers; i++) {
+            Thread t = new Thread(() -> {
+                try {
+                    start.await();
+                    engine.close();
+                } catch (Exception e) {
+                    throw new AssertionError(e);
+                }
+            });
+            t.start();
+            threads.add(t);
+        }
+        for (Thread t : threads) {
+            t.join(30_000);
+            assertFalse(t.isAlive());
+        }
+        assertTrue(engine.isClosed());
+        await("close to fail the three hung operations", () -> owner.endedByCallback.get() == 3);
+        assertEquals(3, engine.failed(), "each in-flight operation failed once, whoever closed");
+        assertEquals(0, engine.inFlight());
+        engine.close();
+        assertEquals(3, engine.failed());
+        await("the scheduler threads to end", () -> threadsNamed("fault-close-race-") == 0);
+        owner.closeAll(conns);
+    }
+
+    @Test
     void shouldCloseEveryEventFdItCreated() throws Exception {
         FaultInjectingEngine engine = track(builder("fault-fds").latency(Duration.ZERO).build());
         TestOwner owner = owner(64);
