@@ -16,7 +16,7 @@ import javax.crypto.NoSuchPaddingException;
 
 /**
  * A {@link KeySigner} over a JCA {@link PrivateKey} and a provider: AWS-LC through Amazon Corretto Crypto Provider,
- * the JDK's own providers, or SunPKCS11 for a key that lives on a token.
+ * the JDK's own providers, or any other JCA provider (keys on a PKCS#11 token go through {@code Pkcs11Engine} instead).
  *
  * <p>Threading: thread-safe. {@link #perform} creates the JCA objects it needs for each call; an engine's worker
  * thread that signs many times takes a {@link #threadConfined()} signer instead, which keeps one initialised
