@@ -104,7 +104,7 @@ class BadInputProcessIT {
     }
 
     /** A real TLS 1.3 ClientHello record from the JDK's client engine. */
-    private static byte[] clientHello() throws Exception {
+    static byte[] clientHello() throws Exception {
         SSLContext ctx = SSLContext.getInstance("TLSv1.3");
         ctx.init(null, null, null);
         SSLEngine engine = ctx.createSSLEngine("localhost", 443);

@@ -14,8 +14,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
-import javax.net.ssl.SSLContext;
-import javax.net.ssl.SSLEngine;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
@@ -50,7 +48,7 @@ class FloodProcessIT {
             int port = ExampleServerProcessIT.awaitPort(p, log);
             long rssBefore = rssKb(p.pid());
             flooder.connect(new InetSocketAddress("127.0.0.1", port));
-            ByteBuffer hello = ByteBuffer.wrap(clientHello());
+            ByteBuffer hello = ByteBuffer.wrap(BadInputProcessIT.clientHello());
             while (hello.hasRemaining()) {
                 flooder.write(hello);
             }
@@ -141,20 +139,5 @@ class FloodProcessIT {
             }
         }
         throw new IOException("no VmRSS in /proc/" + pid + "/status");
-    }
-
-    /** A real TLS 1.3 ClientHello record from the JDK's client engine. */
-    private static byte[] clientHello() throws Exception {
-        SSLContext ctx = SSLContext.getInstance("TLSv1.3");
-        ctx.init(null, null, null);
-        SSLEngine engine = ctx.createSSLEngine("localhost", 443);
-        engine.setUseClientMode(true);
-        ByteBuffer out = ByteBuffer.allocate(engine.getSession().getPacketBufferSize());
-        engine.wrap(ByteBuffer.allocate(0), out);
-        out.flip();
-        byte[] hello = new byte[out.remaining()];
-        out.get(hello);
-        assertEquals(0x16, hello[0], "a handshake record");
-        return hello;
     }
 }
