@@ -85,7 +85,8 @@ public final class LoadServer implements Callable<Integer> {
             }
             if (server.asyncContext() != null) {
                 System.err.println("load-server " + mode + ": " + server.asyncContext().offloadedOperations()
-                        + " key operations offloaded, " + server.asyncContext().inlineOperations() + " inline");
+                        + " key operations offloaded, " + server.asyncContext().inlineOperations() + " inline"
+                        + (e instanceof SoftwareEngine se ? ", " + se.workerWakeups() + " worker wake-ups" : ""));
             }
         }
         return 0;
