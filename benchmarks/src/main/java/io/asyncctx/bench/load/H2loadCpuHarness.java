@@ -27,7 +27,9 @@ import picocli.CommandLine.Option;
  * no session cache or tickets) is started at once, then h2load storms ({@code h2load -c C -n N --h1}: C new
  * connections, one full TLS 1.3 handshake and one request each) are run against them in turn, the order rotating
  * every round so that no server always follows the same one. Each storm's figure is the server process tree's CPU
- * time (user + system, from /proc) divided by the requests that succeeded. Warm-up rounds (the JIT compiles the
+ * time (user + system, from /proc) divided by the requests that succeeded; for the Java servers it is also split by
+ * thread group (event loop, engine workers, GC, JIT, other), so that a difference between two modes can be traced to
+ * the threads that spend it. Warm-up rounds (the JIT compiles the
  * handshake path for thousands of handshakes: measured before that, C2 was most of the server's CPU) are run first
  * and not kept. Writes every round ({@code NAME-rounds.csv}) and per server the median, quartiles, extremes and
  * ratios ({@code NAME.csv}); a storm in which h2load saw failed requests is left out of the summary (its CPU bought
@@ -98,7 +100,7 @@ public final class H2loadCpuHarness implements Callable<Integer> {
 
     /** One storm against one server. */
     record Storm(String key, String server, int round, int order, long succeeded, long failed, double seconds,
-                 double cpuMicrosPerHandshake, double loadAverage) {
+                 double cpuMicrosPerHandshake, double loadAverage, Map<String, Double> threadMicrosPerHandshake) {
     }
 
     @Override
@@ -124,13 +126,13 @@ public final class H2loadCpuHarness implements Callable<Integer> {
                     + "kept in the rounds CSV, left out of the medians");
         }
         writeCsv(out.resolve(name + "-rounds.csv"), "key,server,round,order,succeeded,failed,seconds,"
-                + "handshakes_per_s,cpu_us_per_handshake,load_average_1m", storms.stream().map(s ->
-                String.format(Locale.ROOT, "%s,%s,%d,%d,%d,%d,%.3f,%.1f,%.1f,%.2f", s.key(), s.server(), s.round(),
-                        s.order(), s.succeeded(), s.failed(), s.seconds(), s.succeeded() / s.seconds(),
-                        s.cpuMicrosPerHandshake(), s.loadAverage())).toList());
+                + "handshakes_per_s,cpu_us_per_handshake,load_average_1m," + threadColumns(""), storms.stream()
+                .map(s -> String.format(Locale.ROOT, "%s,%s,%d,%d,%d,%d,%.3f,%.1f,%.1f,%.2f,%s", s.key(), s.server(),
+                        s.round(), s.order(), s.succeeded(), s.failed(), s.seconds(), s.succeeded() / s.seconds(),
+                        s.cpuMicrosPerHandshake(), s.loadAverage(), threadValues(s))).toList());
         writeCsv(out.resolve(name + ".csv"), "key,server,rounds,rounds_with_failures_left_out,cpu_us_median,cpu_us_p25,cpu_us_p75,cpu_us_min,"
                 + "cpu_us_max,handshakes_per_s_median,vs_inline_median,vs_inline_paired_median,vs_nginx_median,"
-                + "load_average_median", summary);
+                + "load_average_median," + threadColumns("_median"), summary);
         System.out.println("wrote " + out.resolve(name + ".csv") + " and " + out.resolve(name + "-rounds.csv"));
         return 0;
     }
@@ -198,6 +200,7 @@ public final class H2loadCpuHarness implements Callable<Integer> {
         List<String> cmd = List.of(h2load, "-c", Integer.toString(connections), "-n", Integer.toString(requests),
                 "--h1", "https://" + r.host() + ":" + r.port() + "/");
         long cpuBefore = r.cpu().getAsLong();
+        Map<String, Long> threadsBefore = server.equals(NGINX) ? Map.of() : ProcessCpu.threadGroupNanos(r.pid());
         Process p;
         try {
             p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
@@ -214,6 +217,7 @@ public final class H2loadCpuHarness implements Callable<Integer> {
             throw new IllegalStateException("h2load did not end within 120 s: " + cmd);
         }
         long cpuAfter = r.cpu().getAsLong();
+        Map<String, Long> threadsAfter = server.equals(NGINX) ? Map.of() : ProcessCpu.threadGroupNanos(r.pid());
         Matcher req = REQUESTS.matcher(output);
         Matcher fin = FINISHED.matcher(output);
         if (p.exitValue() != 0 || !req.find() || !fin.find()) {
@@ -227,7 +231,15 @@ public final class H2loadCpuHarness implements Callable<Integer> {
         }
         double seconds = Double.parseDouble(fin.group(1)) / (fin.group(2).equals("ms") ? 1000 : 1);
         double cpuMicros = (cpuAfter - cpuBefore) / 1000.0 / succeeded;
-        return new Storm(key, server, round, order, succeeded, failed, seconds, cpuMicros, Machine.loadAverage());
+        Map<String, Double> threads = new LinkedHashMap<>();
+        if (!threadsBefore.isEmpty() && !threadsAfter.isEmpty()) {
+            for (String group : ProcessCpu.THREAD_GROUPS) {
+                threads.put(group, (threadsAfter.getOrDefault(group, 0L) - threadsBefore.getOrDefault(group, 0L))
+                        / 1000.0 / succeeded);
+            }
+        }
+        return new Storm(key, server, round, order, succeeded, failed, seconds, cpuMicros, Machine.loadAverage(),
+                threads);
     }
 
     /** One summary row per key and server; also prints a table. */
@@ -260,12 +272,15 @@ public final class H2loadCpuHarness implements Callable<Integer> {
                 double paired = inlineStorms != null ? pairedRatio(e.getValue(), inlineStorms) : Double.NaN;
                 double[] hs = e.getValue().stream().mapToDouble(s -> s.succeeded() / s.seconds()).toArray();
                 double[] load = e.getValue().stream().mapToDouble(Storm::loadAverage).toArray();
-                rows.add(String.format(Locale.ROOT, "%s,%s,%d,%d,%.1f,%.1f,%.1f,%.1f,%.1f,%.0f,%.3f,%.3f,%.3f,%.2f",
-                        k.getKey(), e.getKey(), c.length, excluded.getOrDefault(k.getKey() + "," + e.getKey(), 0), med, quantile(c, 0.25), quantile(c, 0.75), c[0],
-                        c[c.length - 1], median(hs), med / inline, paired, med / ngx, median(load)));
+                String threads = threadMedians(e.getValue());
+                rows.add(String.format(Locale.ROOT, "%s,%s,%d,%d,%.1f,%.1f,%.1f,%.1f,%.1f,%.0f,%.3f,%.3f,%.3f,%.2f,%s",
+                        k.getKey(), e.getKey(), c.length, excluded.getOrDefault(k.getKey() + "," + e.getKey(), 0),
+                        med, quantile(c, 0.25), quantile(c, 0.75), c[0], c[c.length - 1], median(hs), med / inline,
+                        paired, med / ngx, median(load), threads));
                 System.out.printf(Locale.ROOT, "  %-18s %7.1f [%6.1f-%6.1f] %6.1f-%6.1f  %5.2fx inline (paired "
-                                + "%5.2fx)  %5.2fx nginx  %6.0f hs/s%n", e.getKey(), med, quantile(c, 0.25),
-                        quantile(c, 0.75), c[0], c[c.length - 1], med / inline, paired, med / ngx, median(hs));
+                                + "%5.2fx)  %5.2fx nginx  %6.0f hs/s%s%n", e.getKey(), med, quantile(c, 0.25),
+                        quantile(c, 0.75), c[0], c[c.length - 1], med / inline, paired, med / ngx, median(hs),
+                        threads.isEmpty() || threads.startsWith(",") ? "" : "  threads " + threadLabels(threads));
             }
             for (String label : servers.keySet()) {
                 String policy = label.replace("offload-fd", "offload-fd-inline");
@@ -277,6 +292,37 @@ public final class H2loadCpuHarness implements Callable<Integer> {
             }
         }
         return rows;
+    }
+
+    /** CSV column names of the per-thread-group CPU, e.g. {@code loop_us,workers_us,...}. */
+    private static String threadColumns(String suffix) {
+        return String.join(",", ProcessCpu.THREAD_GROUPS.stream().map(g -> g + "_us" + suffix).toList());
+    }
+
+    /** One storm's per-thread-group CPU per handshake as CSV values (empty values for nginx). */
+    private static String threadValues(Storm s) {
+        return String.join(",", ProcessCpu.THREAD_GROUPS.stream().map(g -> s.threadMicrosPerHandshake()
+                .containsKey(g) ? String.format(Locale.ROOT, "%.1f", s.threadMicrosPerHandshake().get(g)) : "")
+                .toList());
+    }
+
+    /** Per thread group, the median over storms of its CPU per handshake, as CSV values. */
+    private static String threadMedians(List<Storm> storms) {
+        return String.join(",", ProcessCpu.THREAD_GROUPS.stream().map(g -> {
+            double[] v = storms.stream().filter(s -> s.threadMicrosPerHandshake().containsKey(g))
+                    .mapToDouble(s -> s.threadMicrosPerHandshake().get(g)).toArray();
+            return v.length == 0 ? "" : String.format(Locale.ROOT, "%.1f", median(v));
+        }).toList());
+    }
+
+    /** "loop 310.0, workers 30.0, ..." from {@link #threadMedians}'s CSV values. */
+    private static String threadLabels(String csv) {
+        String[] v = csv.split(",", -1);
+        List<String> parts = new ArrayList<>();
+        for (int i = 0; i < v.length; i++) {
+            parts.add(ProcessCpu.THREAD_GROUPS.get(i) + " " + v[i]);
+        }
+        return String.join(", ", parts);
     }
 
     /** The median over rounds of this server's CPU divided by inline's in the same round. */

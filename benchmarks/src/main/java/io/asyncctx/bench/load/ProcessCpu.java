@@ -49,6 +49,52 @@ final class ProcessCpu {
         return sum * (1_000_000_000L / TICKS_PER_SECOND);
     }
 
+    /** Thread groups of {@link #threadGroupNanos}, in the order the harness prints them. */
+    static final List<String> THREAD_GROUPS = List.of("loop", "workers", "gc", "jit", "other");
+
+    /**
+     * CPU nanoseconds used so far by each thread of the JVM {@code pid}, summed per group of thread names: "loop"
+     * (Netty event loops), "workers" (the library's engine workers, named {@code asyncctx-...}), "gc", "jit" (C1/C2
+     * compiler threads) and "other" (main, VM and service threads). Threads that ended are missing, so a group's
+     * figure is comparable only between two readings with the same threads alive. Empty when the process is gone.
+     */
+    static Map<String, Long> threadGroupNanos(long pid) {
+        Map<String, Long> groups = new HashMap<>();
+        try (Stream<Path> tasks = Files.list(Path.of("/proc", Long.toString(pid), "task"))) {
+            tasks.forEach(t -> {
+                long[] st = stat(t.resolve("stat"));
+                if (st != null) {
+                    groups.merge(threadGroup(comm(t)), st[1] * (1_000_000_000L / TICKS_PER_SECOND), Long::sum);
+                }
+            });
+        } catch (IOException | java.io.UncheckedIOException e) {
+            return Map.of();
+        }
+        return groups;
+    }
+
+    /** The group of a thread's name as /proc shows it (at most 15 characters). */
+    static String threadGroup(String comm) {
+        if (comm.startsWith("multiThreadIoEv") || comm.contains("EventLoop")) {
+            return "loop";
+        } else if (comm.startsWith("asyncctx-")) {
+            return "workers";
+        } else if (comm.startsWith("GC Thread") || comm.startsWith("G1 ")) {
+            return "gc";
+        } else if (comm.startsWith("C1 Compiler") || comm.startsWith("C2 Compiler")) {
+            return "jit";
+        }
+        return "other";
+    }
+
+    private static String comm(Path task) {
+        try {
+            return Files.readString(task.resolve("comm")).strip();
+        } catch (IOException e) {
+            return "";
+        }
+    }
+
     /** {ppid, utime + stime in ticks}, or null when the file is gone. */
     private static long[] stat(Path stat) {
         try {

@@ -15,6 +15,18 @@ import picocli.CommandLine;
 class H2loadCpuHarnessSmokeTest {
 
     @Test
+    void shouldGroupThreadsByTheNamesLinuxShows() {
+        // /proc/PID/task/TID/comm holds at most 15 characters of the Java thread name
+        assertEquals("loop", ProcessCpu.threadGroup("multiThreadIoEv"));
+        assertEquals("loop", ProcessCpu.threadGroup("epollEventLoopG"));
+        assertEquals("workers", ProcessCpu.threadGroup("asyncctx-softwa"));
+        assertEquals("gc", ProcessCpu.threadGroup("GC Thread#0"));
+        assertEquals("gc", ProcessCpu.threadGroup("G1 Conc#0"));
+        assertEquals("jit", ProcessCpu.threadGroup("C2 CompilerThre"));
+        assertEquals("other", ProcessCpu.threadGroup("java"));
+    }
+
+    @Test
     @Timeout(value = 120, unit = TimeUnit.SECONDS)
     void shouldWriteEveryRoundAndTheMediansOfTwoServersMeasuredWithH2load(@TempDir Path out) throws Exception {
         int code = new CommandLine(new H2loadCpuHarness()).execute("--key-types", "ec", "--modes",
@@ -29,6 +41,10 @@ class H2loadCpuHarnessSmokeTest {
             String[] row = line.split(",");
             assertEquals(20, Long.parseLong(row[header.indexOf("succeeded")]), "every request succeeded: " + line);
             assertTrue(Double.parseDouble(row[header.indexOf("cpu_us_per_handshake")]) > 0, "server CPU: " + line);
+            for (String group : ProcessCpu.THREAD_GROUPS) {
+                // a Java server's CPU split by thread group: every group has a figure (0 when it did nothing)
+                assertTrue(Double.parseDouble(row[header.indexOf(group + "_us")]) >= 0, group + ": " + line);
+            }
         }
         // The order rotates: each server went first in one of the two rounds.
         long firsts = rounds.stream().skip(1).map(l -> l.split(",")).filter(r -> r[3].equals("0"))
@@ -45,6 +61,8 @@ class H2loadCpuHarnessSmokeTest {
         assertEquals("offload-fd", fd[sh.indexOf("server")]);
         assertEquals("2", fd[sh.indexOf("rounds")]);
         double median = Double.parseDouble(fd[sh.indexOf("cpu_us_median")]);
+        assertTrue(sh.contains("workers_us_median") && !fd[sh.indexOf("workers_us_median")].isEmpty(),
+                "per-thread-group medians: " + summary);
         assertTrue(Double.parseDouble(fd[sh.indexOf("cpu_us_min")]) <= median
                 && median <= Double.parseDouble(fd[sh.indexOf("cpu_us_max")]), "min <= median <= max: " + summary);
     }
