@@ -65,8 +65,9 @@ public final class H2loadCpuHarness implements Callable<Integer> {
     int rounds = 7;
 
     @Option(names = "--warmup-rounds", description = "Unmeasured rounds first (default: ${DEFAULT-VALUE}): a server's "
-            + "CPU per handshake falls for its first ~14 storms (C2 compiling) before it levels off.")
-    int warmupRounds = 20;
+            + "CPU per handshake falls for its first ~14 storms (C2 compiling) before it levels off, and after 20 rounds "
+            + "the JIT threads still took 10-60 us per handshake in some storms of the offload modes.")
+    int warmupRounds = 40;
 
     @Option(names = "--connections", description = "h2load -c: connections per storm (default: ${DEFAULT-VALUE}).")
     int connections = 1000;
@@ -160,7 +161,8 @@ public final class H2loadCpuHarness implements Callable<Integer> {
                 for (Map.Entry<String, String> cp : classpaths.entrySet()) {
                     String java = ProcessHandle.current().info().command().orElse("java");
                     servers.put(cp.getKey().isEmpty() ? mode : mode + "@" + cp.getKey(), ServerProcesses.spawn(
-                            List.of(java, "-cp", cp.getValue(), LoadServer.class.getName(), "--mode", mode,
+                            List.of(java, ProcessCpu.FIXED_COMPILER_THREADS, "-cp", cp.getValue(),
+                                    LoadServer.class.getName(), "--mode", mode,
                                     "--engine", "software", "--workers", Integer.toString(workers), "--threads", "1",
                                     "--inline-below-us", Long.toString(inlineBelowMicros), "--cert",
                                     certPem.toString(), "--key", keyPem.toString()), false));

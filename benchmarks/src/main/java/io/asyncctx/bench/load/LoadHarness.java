@@ -316,7 +316,8 @@ public final class LoadHarness implements Callable<Integer> {
 
     private Running spawnMode(String mode, int latencyMillis, Path certPem, Path keyPem) throws Exception {
         String java = ProcessHandle.current().info().command().orElse("java");
-        List<String> cmd = new ArrayList<>(List.of(java, "-cp", System.getProperty("java.class.path"),
+        List<String> cmd = new ArrayList<>(List.of(java, ProcessCpu.FIXED_COMPILER_THREADS, "-cp",
+                System.getProperty("java.class.path"),
                 LoadServer.class.getName(), "--mode", mode, "--engine", engine, "--latency-ms",
                 Integer.toString(latencyMillis), "--workers", Integer.toString(workers), "--threads",
                 Integer.toString(threads), "--inline-below-us", Long.toString(inlineBelowMicros), "--cert",

@@ -3,6 +3,7 @@ package io.asyncctx.bench.load;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.lang.management.ManagementFactory;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -13,6 +14,22 @@ import org.junit.jupiter.api.io.TempDir;
 import picocli.CommandLine;
 
 class H2loadCpuHarnessSmokeTest {
+
+    @Test
+    void shouldReadProcessCpuInNanosecondsNotClockTicks() {
+        long pid = ProcessHandle.current().pid();
+        long own = ManagementFactory.getThreadMXBean().getCurrentThreadCpuTime();
+        long first = ProcessCpu.treeCpuNanos(pid);
+        assertTrue(first >= own, "the process's CPU (" + first + " ns) counts at least this thread's (" + own + ")");
+        long x = 0;
+        while (ManagementFactory.getThreadMXBean().getCurrentThreadCpuTime() - own < 2_000_000) {
+            x += Long.numberOfTrailingZeros(x + 1); // some CPU work
+        }
+        long second = ProcessCpu.treeCpuNanos(pid);
+        assertTrue(second > first, "CPU time grew: " + first + " -> " + second + " (" + x + ")");
+        // Tick-based /proc/PID/stat moves in steps of 10 ms; the scheduler's sums are nanoseconds.
+        assertTrue(first % 10_000_000 != 0 || second % 10_000_000 != 0, first + ", " + second);
+    }
 
     @Test
     void shouldGroupThreadsByTheNamesLinuxShows() {
