@@ -14,6 +14,7 @@ import io.netty.handler.codec.http2.Http2StreamFrameToHttpObjectCodec;
 import io.netty.handler.ssl.ApplicationProtocolNames;
 import io.netty.handler.ssl.ApplicationProtocolNegotiationHandler;
 
+import java.io.IOException;
 import java.util.function.Function;
 import java.util.function.Supplier;
 
@@ -21,7 +22,8 @@ import java.util.function.Supplier;
  * Sets up each accepted channel: TLS (offloaded, inline or blocking, as the server's mode says), the TLS 1.3 session
  * tickets sent right after the handshake ({@link SessionTicketFlusher}), then, once ALPN has
  * chosen, HTTP/2 (Netty's HTTP/2 codec, one child channel per stream) or HTTP/1.1. Both end in the same
- * {@link HttpInfoHandler}. Another protocol is one more case in {@link #configure}.
+ * {@link HttpInfoHandler}. Another protocol is one more case in {@link #configure}. A peer that resets before ALPN
+ * has settled is closed without a log line (a reset is routine under load; Netty's handler would log it twice).
  *
  * <p>Threading: shared by all channels; {@link #initChannel} runs on each channel's event loop.
  */
@@ -57,6 +59,18 @@ final class TlsServerInitializer extends ChannelInitializer<SocketChannel> {
                 @Override
                 protected void configurePipeline(ChannelHandlerContext ctx, String protocol) {
                     configure(ctx.pipeline(), protocol);
+                }
+
+                @Override
+                public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) throws Exception {
+                    if (cause instanceof IOException) {
+                        // The peer reset or vanished before ALPN settled: routine under load (a storm client's
+                        // close), not worth two stack traces per connection (Netty's handler and the pipeline's
+                        // tail would both log it). Close; the TLS handler has already failed the handshake.
+                        ctx.close();
+                        return;
+                    }
+                    super.exceptionCaught(ctx, cause);
                 }
             });
         } else {

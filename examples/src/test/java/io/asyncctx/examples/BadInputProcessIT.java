@@ -1,6 +1,7 @@
 package io.asyncctx.examples;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.IOException;
@@ -23,8 +24,8 @@ import org.junit.jupiter.params.provider.CsvSource;
 
 /**
  * Bad input against the example server as a process: random bytes, truncated and corrupted ClientHellos and clients
- * that vanish mid-hello each get their connection closed by the server; afterwards curl still gets 200 and SIGTERM
- * ends the server with exit code 0.
+ * that vanish mid-hello each get their connection closed by the server (a vanishing peer's reset without a log
+ * line); afterwards curl still gets 200 and SIGTERM ends the server with exit code 0.
  */
 @Timeout(value = 120, unit = TimeUnit.SECONDS)
 class BadInputProcessIT {
@@ -73,6 +74,8 @@ class BadInputProcessIT {
             assertTrue(p.waitFor(20, TimeUnit.SECONDS), "server did not stop on SIGTERM");
             String rest = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
             assertEquals(0, p.exitValue(), "exit code after SIGTERM; output:\n" + log + rest);
+            // A peer's reset is routine (every storm client's close may be one): no stack trace per connection.
+            assertFalse((log + rest).contains("Connection reset"), "the server logged a peer's reset:\n" + log + rest);
         } finally {
             p.destroyForcibly();
         }

@@ -3,15 +3,14 @@ package io.asyncctx.examples;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.asyncctx.testkit.FloodingPeer;
 import java.io.IOException;
 import java.net.InetSocketAddress;
-import java.nio.ByteBuffer;
-import java.nio.channels.SelectionKey;
-import java.nio.channels.Selector;
 import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Timeout;
@@ -48,13 +47,11 @@ class FloodProcessIT {
             int port = ExampleServerProcessIT.awaitPort(p, log);
             long rssBefore = rssKb(p.pid());
             flooder.connect(new InetSocketAddress("127.0.0.1", port));
-            ByteBuffer hello = ByteBuffer.wrap(BadInputProcessIT.clientHello());
-            while (hello.hasRemaining()) {
-                flooder.write(hello);
-            }
+            FloodingPeer.writeFully(flooder, BadInputProcessIT.clientHello());
             // No wait for the operation to start: the ClientHello is the first record the server reads, so the
             // hold begins with the first read batch, and whatever that batch took of the flood counts against LIMIT.
-            long written = flood(flooder, 2_000);
+            // flood for the whole 2 s (no stall rule): the kernel buffers must stop it
+            long written = FloodingPeer.flood(flooder, 256L << 20, Duration.ofSeconds(2), Duration.ofSeconds(2));
             long rssAfter = rssKb(p.pid());
             System.out.printf("flood %s %s: client wrote %.1f MB in 2 s, server RSS %d -> %d MB%n", transport, notify,
                     written / 1048576.0, rssBefore / 1024, rssAfter / 1024);
@@ -64,7 +61,8 @@ class FloodProcessIT {
 
             String body = ExampleServerProcessIT.curl(port);
             assertTrue(body.startsWith("hello from netty-async-ctx over TLSv1.3"), body);
-            assertTrue(closedByServer(flooder), "the flooder's connection stayed open after its operation resumed");
+            assertTrue(FloodingPeer.awaitClosedByServer(flooder, Duration.ofSeconds(20)),
+                    "the flooder's connection stayed open after its operation resumed");
 
             p.toHandle().destroy(); // SIGTERM
             assertTrue(p.waitFor(20, TimeUnit.SECONDS), "server did not stop on SIGTERM");
@@ -73,63 +71,6 @@ class FloodProcessIT {
         } finally {
             p.destroyForcibly();
         }
-    }
-
-    /** Writes 16 KB application-data records without blocking for {@code millis}; returns the bytes taken. */
-    static long flood(SocketChannel ch, long millis) throws IOException, InterruptedException {
-        ch.configureBlocking(false);
-        byte[] record = new byte[5 + 16384];
-        record[0] = 0x17;
-        record[1] = 0x03;
-        record[2] = 0x03;
-        record[3] = 0x40;
-        for (int i = 5; i < record.length; i++) {
-            record[i] = (byte) (i * 7);
-        }
-        ByteBuffer chunk = ByteBuffer.allocateDirect(record.length * 8);
-        long total = 0;
-        long end = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(millis);
-        while (System.nanoTime() < end && total < (256L << 20)) {
-            if (!chunk.hasRemaining() || chunk.position() == 0) {
-                chunk.clear();
-                while (chunk.remaining() >= record.length) {
-                    chunk.put(record);
-                }
-                chunk.flip();
-            }
-            int n = ch.write(chunk);
-            if (n > 0) {
-                total += n;
-            } else {
-                Thread.sleep(1);
-            }
-        }
-        return total;
-    }
-
-    /** Reads until the server closes or resets the connection; false if it stays open 20 s. */
-    static boolean closedByServer(SocketChannel ch) throws IOException {
-        ByteBuffer buf = ByteBuffer.allocate(64 * 1024);
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
-        try (Selector sel = Selector.open()) {
-            ch.register(sel, SelectionKey.OP_READ);
-            while (System.nanoTime() < deadline) {
-                sel.select(500);
-                sel.selectedKeys().clear();
-                try {
-                    int n;
-                    while ((n = ch.read(buf)) > 0) {
-                        buf.clear();
-                    }
-                    if (n < 0) {
-                        return true;
-                    }
-                } catch (IOException reset) {
-                    return true;
-                }
-            }
-        }
-        return false;
     }
 
     /** Resident set size of a process, from /proc. */

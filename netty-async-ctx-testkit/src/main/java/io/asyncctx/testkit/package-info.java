@@ -4,7 +4,9 @@
  * faults the man page allows (EAGAIN, status ERR at submit, failed operations, operations that never complete,
  * completion before the job has paused, duplicate and spurious wake-ups) deterministically under a seed, so that an
  * integration can prove it loses nothing and leaks nothing; and {@link io.asyncctx.testkit.BlockingKeyMethod}, the
- * naive baseline that calls an engine synchronously on the event loop, for comparisons.
+ * naive baseline that calls an engine synchronously on the event loop, for comparisons; and
+ * {@link io.asyncctx.testkit.FloodingPeer}, a peer that floods its handshake with junk records while the server's key
+ * operation waits, to show from outside that the server's reads are held.
  *
  * <p>Not meant for production servers. Depends on the core ({@code io.asyncctx}), the engine SPI
  * ({@code io.asyncctx.engine}), the JDK, and (for {@code BlockingKeyMethod} only) Netty's

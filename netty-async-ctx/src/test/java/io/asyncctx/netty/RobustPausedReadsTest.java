@@ -9,6 +9,7 @@ import io.asyncctx.engine.JcaKeySigner;
 import io.asyncctx.netty.TlsFixtures.KeyKind;
 import io.asyncctx.netty.TlsTestServer.Transport;
 import io.asyncctx.testkit.FaultInjectingEngine;
+import io.asyncctx.testkit.FloodingPeer;
 import io.netty.channel.Channel;
 import io.netty.channel.MultiThreadIoEventLoopGroup;
 import io.netty.channel.nio.NioIoHandler;
@@ -17,11 +18,7 @@ import io.netty.handler.ssl.SslContext;
 import io.netty.pkitesting.X509Bundle;
 import io.netty.util.ReferenceCountUtil;
 
-import java.io.IOException;
 import java.net.InetSocketAddress;
-import java.nio.ByteBuffer;
-import java.nio.channels.SelectionKey;
-import java.nio.channels.Selector;
 import java.nio.channels.SocketChannel;
 import java.time.Duration;
 import java.util.concurrent.TimeUnit;
@@ -112,7 +109,7 @@ class RobustPausedReadsTest {
                 }
                 flooder.connect(new InetSocketAddress("127.0.0.1", server.port()));
                 flooder.socket().setTcpNoDelay(true);
-                writeFully(flooder, hello);
+                FloodingPeer.writeFully(flooder, hello);
                 if (queued) {
                     Loops.await("the flooder waits for a free job",
                             () -> server.sum(AsyncOffloadLoops::jobsWaiting) == 1);
@@ -124,7 +121,7 @@ class RobustPausedReadsTest {
                 Channel floodedChild = server.children.get(queued ? 1 : 0);
                 RobustTlsServer.BytesRead serverRead = server.bytesRead.get(queued ? 1 : 0);
 
-                long written = flood(flooder);
+                long written = FloodingPeer.flood(flooder, FLOOD_CAP, FLOOD_MAX, FLOOD_STALL);
                 long readDuringPause = serverRead.get();
                 System.out.printf("paused-reads %s %s %s: client wrote %.1f MB, server read %.2f MB during the pause%n",
                         transport, notify, queued ? "queued" : "paused", written / 1048576.0,
@@ -143,7 +140,8 @@ class RobustPausedReadsTest {
                         Loops.await("the next operation reaches the engine", () -> gate.hung() > 0);
                     }
                 }
-                assertTrue(awaitClosedByServer(flooder), "the server closed the flooder after reading its junk");
+                assertTrue(FloodingPeer.awaitClosedByServer(flooder, Duration.ofSeconds(20)),
+                        "the server closed the flooder after reading its junk");
 
                 // The polite client was served on the same loop.
                 RobustClients.Client p = polite;
@@ -162,78 +160,5 @@ class RobustPausedReadsTest {
             Loops.shutdown(clientGroup);
         }
         Loops.awaitFds(fdsBefore);
-    }
-
-    private static void writeFully(SocketChannel ch, byte[] bytes) throws IOException {
-        ByteBuffer b = ByteBuffer.wrap(bytes);
-        while (b.hasRemaining()) {
-            ch.write(b);
-        }
-    }
-
-    /**
-     * Writes well-formed TLS application-data records (16 KB of junk each) without blocking, until the socket takes
-     * nothing for {@link #FLOOD_STALL}, {@link #FLOOD_MAX} passed, or {@link #FLOOD_CAP} bytes were taken.
-     */
-    private static long flood(SocketChannel ch) throws IOException, InterruptedException {
-        ch.configureBlocking(false);
-        byte[] record = new byte[5 + 16384];
-        record[0] = 0x17;
-        record[1] = 0x03;
-        record[2] = 0x03;
-        record[3] = 0x40;
-        record[4] = 0x00;
-        for (int i = 5; i < record.length; i++) {
-            record[i] = (byte) (i * 31);
-        }
-        ByteBuffer chunk = ByteBuffer.allocateDirect(record.length * 8);
-        long total = 0;
-        long start = System.nanoTime();
-        long lastProgress = start;
-        while (total < FLOOD_CAP && System.nanoTime() - start < FLOOD_MAX.toNanos()) {
-            if (!chunk.hasRemaining() || chunk.position() == 0) {
-                chunk.clear();
-                while (chunk.remaining() >= record.length) {
-                    chunk.put(record);
-                }
-                chunk.flip();
-            }
-            int n = ch.write(chunk);
-            long now = System.nanoTime();
-            if (n > 0) {
-                total += n;
-                lastProgress = now;
-            } else if (now - lastProgress > FLOOD_STALL.toNanos()) {
-                break;
-            } else {
-                Thread.sleep(1);
-            }
-        }
-        return total;
-    }
-
-    /** Reads (discarding) until the server closes or resets the connection; false if it stays open 20 s. */
-    private static boolean awaitClosedByServer(SocketChannel ch) throws IOException {
-        ByteBuffer buf = ByteBuffer.allocate(64 * 1024);
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
-        try (Selector sel = Selector.open()) {
-            ch.register(sel, SelectionKey.OP_READ);
-            while (System.nanoTime() < deadline) {
-                sel.select(500);
-                sel.selectedKeys().clear();
-                try {
-                    int n;
-                    while ((n = ch.read(buf)) > 0) {
-                        buf.clear();
-                    }
-                    if (n < 0) {
-                        return true;
-                    }
-                } catch (IOException reset) {
-                    return true;
-                }
-            }
-        }
-        return false;
     }
 }
