@@ -151,6 +151,19 @@ public final class ExampleServer implements AutoCloseable {
                          OffloadConfig.Notify notify, AsyncEngine engine, X509Certificate[] chain, PrivateKey key,
                          InlinePolicy inline, TlsSettings settings)
             throws SSLException, InterruptedException {
+        this(host, port, mode, transport, threads, notify, engine, chain, key, inline, settings, 0);
+    }
+
+    /**
+     * Starts the server with the given TLS settings; in offload mode, at most {@code handshakeStepsPerTurn} handshake
+     * steps per event-loop iteration ({@link OffloadConfig#handshakeStepsPerLoopTurn()}, 0 for no bound).
+     *
+     * @param key the private key in memory, needed by {@code inline} mode only (null otherwise)
+     */
+    public ExampleServer(String host, int port, Mode mode, Transport transport, int threads,
+                         OffloadConfig.Notify notify, AsyncEngine engine, X509Certificate[] chain, PrivateKey key,
+                         InlinePolicy inline, TlsSettings settings, int handshakeStepsPerTurn)
+            throws SSLException, InterruptedException {
         Objects.requireNonNull(mode, "mode");
         Objects.requireNonNull(settings, "settings");
         this.host = host;
@@ -171,7 +184,8 @@ public final class ExampleServer implements AutoCloseable {
             case OFFLOAD -> {
                 AsyncSslContextBuilder b = AsyncSslContextBuilder.forServer(engine, chain)
                         .offloadConfig(OffloadConfig.builder().notify(notify)
-                                .metrics(new MicrometerOffloadMetrics(registry)).build())
+                                .metrics(new MicrometerOffloadMetrics(registry))
+                                .handshakeStepsPerLoopTurn(handshakeStepsPerTurn).build())
                         .inlinePolicy(inline);
                 settings.applyTo(b);
                 async = b.build();

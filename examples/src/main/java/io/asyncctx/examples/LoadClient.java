@@ -59,7 +59,8 @@ import org.HdrHistogram.Recorder;
  * do not fill the port range with TIME_WAIT sockets. The established connections run on their own event loop, so that
  * a busy storm loop does not delay their round trips on the client side; their round trips are recorded with
  * HdrHistogram's correction for coordinated omission at the request interval (a server that stalls for 1 s counts as
- * 1 s of slow requests, not one).
+ * 1 s of slow requests, not one). With {@link Settings#burst()}, open-loop bursts of new connections (each one
+ * handshake and one request) arrive at a fixed interval instead of, or besides, the closed-loop storm.
  *
  * <p>Threading: create, {@link #run} and {@link #close} from one thread that is not one of its event loops. The
  * storm and the established connections run on the client's own event loops (epoll when available).
@@ -81,9 +82,19 @@ public final class LoadClient implements AutoCloseable {
      * @param rate the storm's total handshakes per second, spread over the virtual clients (each waits for its next
      *        start slot; a client that is late takes the next free slot, so there is no catching up in bursts); 0 for
      *        none: each client starts its next handshake as soon as the last one ends
+     * @param burst new connections opened at once every {@code burstInterval}, each doing one full handshake, one
+     *        {@code GET /} and a close (an open-loop burst, see {@code BurstStorm}); 0 for none. Runs besides the
+     *        storm of {@code concurrency} clients (give concurrency 0 for bursts alone)
+     * @param burstInterval the time between two bursts' starts
      */
     public record Settings(String host, int port, int concurrency, int established, Duration requestInterval,
-                           Duration timeout, double rate) {
+                           Duration timeout, double rate, int burst, Duration burstInterval) {
+
+        /** Settings without bursts. */
+        public Settings(String host, int port, int concurrency, int established, Duration requestInterval,
+                        Duration timeout, double rate) {
+            this(host, port, concurrency, established, requestInterval, timeout, rate, 0, Duration.ofSeconds(1));
+        }
 
         /** Settings without a rate limit. */
         public Settings(String host, int port, int concurrency, int established, Duration requestInterval,
@@ -107,6 +118,11 @@ public final class LoadClient implements AutoCloseable {
             }
             if (!(rate >= 0) || Double.isInfinite(rate)) {
                 throw new IllegalArgumentException("rate " + rate + ": expected handshakes/s, 0 for no limit");
+            }
+            Objects.requireNonNull(burstInterval, "burstInterval");
+            if (burst < 0 || burstInterval.isNegative() || burstInterval.isZero()) {
+                throw new IllegalArgumentException("burst " + burst + " every " + burstInterval
+                        + ": expected 0 or more connections every positive interval");
             }
         }
     }
@@ -213,6 +229,7 @@ public final class LoadClient implements AutoCloseable {
         Pacer pacer = s.rate() > 0 ? new Pacer(s.rate()) : null;
 
         List<Channel> conns = new ArrayList<>();
+        BurstStorm bursts = null;
         long intervalMicros = Math.max(1, TimeUnit.NANOSECONDS.toMicros(s.requestInterval().toNanos()));
         try {
             for (int i = 0; i < s.established(); i++) {
@@ -235,6 +252,11 @@ public final class LoadClient implements AutoCloseable {
             for (int i = 0; i < s.concurrency(); i++) {
                 new StormClient(storm, stormGroup.next(), pacer, s, state, handshakeRec, handshakes,
                         handshakeFailures, stormDone).next();
+            }
+            if (s.burst() > 0) {
+                bursts = new BurstStorm(stormGroup, channelClass, sslContext, s, () -> state.stopped, handshakeRec,
+                        handshakes, handshakeFailures, MAX_MICROS);
+                bursts.start();
             }
             TimeUnit.NANOSECONDS.sleep(warmup.toNanos());
             // Start of the measured window: reset what the warm-up recorded.
@@ -266,11 +288,17 @@ public final class LoadClient implements AutoCloseable {
             double cpu = (clientCpuNanos(false) - cpu0) / 1e9;
             double stormCpu = (clientCpuNanos(true) - storm0) / 1e9;
             state.stopped = true;
+            if (bursts != null) {
+                bursts.stop();
+            }
             // Each virtual client ends after its current handshake, bounded by the timeout.
             stormDone.await(s.timeout().toMillis() + 1000, TimeUnit.MILLISECONDS);
             return new Result(nHandshakes, nHsFail, seconds, hs, nReq, nReqFail, rtt, cpu, probes, stormCpu);
         } finally {
             state.stopped = true;
+            if (bursts != null) {
+                bursts.stop();
+            }
             for (Channel ch : conns) {
                 ch.close().await(s.timeout().toMillis());
             }

@@ -46,6 +46,12 @@ final class ServerCommand implements Callable<Integer> {
             + "P-256 and Ed25519 inline with AWS-LC while RSA is offloaded); applies to --http3's QUIC handshakes too.")
     long inlineBelowMicros;
 
+    @Option(names = "--handshake-steps-per-turn", description = "Offload mode only: at most this many handshake "
+            + "steps (a read of a handshaking connection, a resume from the engine's wait fd) per event-loop "
+            + "iteration, so that established connections are served between the steps of a burst of new handshakes; "
+            + "TCP only (--http3's QUIC handshakes are not bounded); 0 = no bound (default: ${DEFAULT-VALUE}).")
+    int handshakeStepsPerTurn;
+
     @Option(names = "--http3", description = "Also serve HTTP/3 over UDP on the same port number, QUIC handshakes "
             + "offloaded the same way; HTTP/1.1 responses then carry Alt-Svc (offload mode only).")
     boolean http3;
@@ -78,6 +84,15 @@ final class ServerCommand implements Callable<Integer> {
         if (threads < 1) {
             throw new BadFlagException("--threads " + threads + ": expected at least 1");
         }
+        if (handshakeStepsPerTurn < 0) {
+            throw new BadFlagException("--handshake-steps-per-turn " + handshakeStepsPerTurn
+                    + ": expected 0 (no bound) or more");
+        }
+        if (handshakeStepsPerTurn > 0 && m != ExampleServer.Mode.OFFLOAD) {
+            throw new BadFlagException("--handshake-steps-per-turn bounds offloaded handshakes only; --mode " + mode
+                    + " signs on the event loop, with nothing to spread over loop turns: use --mode offload, or drop "
+                    + "the flag");
+        }
         if (port < 0 || port > 65535) {
             throw new BadFlagException("--port " + port + ": expected 0..65535");
         }
@@ -88,7 +103,8 @@ final class ServerCommand implements Callable<Integer> {
             ExampleServer server;
             try {
                 server = new ExampleServer(host, port, m, t, threads, n, engine, keys.chain(), keys.privateKey(),
-                        InlinePolicy.belowMeasuredCost(java.time.Duration.ofNanos(inlineBelowMicros * 1000)), tls);
+                        InlinePolicy.belowMeasuredCost(java.time.Duration.ofNanos(inlineBelowMicros * 1000)), tls,
+                        handshakeStepsPerTurn);
                 if (http3) {
                     server.startHttp3();
                 }

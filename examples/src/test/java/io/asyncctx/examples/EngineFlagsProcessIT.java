@@ -92,7 +92,8 @@ class EngineFlagsProcessIT {
     @Test
     void shouldServeThroughTheSimulatedAcceleratorAndExitZeroOnSigterm() throws Exception {
         Process p = start(List.of("server", "--port", "0", "--engine", "simulated", "--latency-ms", "20",
-                "--ring-size", "8", "--fd-mode", "per-ctx", "--workers", "1"), Map.of());
+                "--ring-size", "8", "--fd-mode", "per-ctx", "--workers", "1", "--handshake-steps-per-turn", "1"),
+                Map.of());
         StringBuilder log = new StringBuilder();
         try {
             int port = awaitPort(p, log);
@@ -239,7 +240,12 @@ class EngineFlagsProcessIT {
         "--engine software --pkcs11-token t|--pkcs11-* flags configure --engine pkcs11",
         "--engine software --latency-ms 5|--latency-ms and --ring-size configure --engine simulated",
         "--engine simulated --ring-size 0|--ring-size 0: expected at least 1",
-        "--engine simulated --fd-mode many|--fd-mode many: expected shared or per-ctx"
+        "--engine simulated --fd-mode many|--fd-mode many: expected shared or per-ctx",
+        "--handshake-steps-per-turn -1|--handshake-steps-per-turn -1: expected 0 (no bound) or more",
+        "--mode inline --handshake-steps-per-turn 1|--handshake-steps-per-turn bounds offloaded handshakes only; "
+            + "--mode inline signs on the event loop",
+        "--mode blocking --handshake-steps-per-turn 2|--handshake-steps-per-turn bounds offloaded handshakes only; "
+            + "--mode blocking signs on the event loop"
     })
     void shouldExplainMissingOrMisplacedEngineFlags(String flags, String expected) throws Exception {
         List<String> args = new ArrayList<>(List.of("server", "--port", "0"));

@@ -82,6 +82,8 @@ public final class AsyncOffloadConnection implements AutoCloseable {
     private boolean closed;
     private boolean ctxClosed;
 
+    /** This connection's resume as a step of the loop's handshake budget, or null when the budget is off. */
+    private final HandshakeTurns.Step turnStep;
     // Counters for tests and metrics (loop thread).
     private int resumes;
     private int spuriousWakeups;
@@ -98,6 +100,8 @@ public final class AsyncOffloadConnection implements AutoCloseable {
         this.timers = new OperationTimers(loop, config);
         this.pool = loopState.pool(config.maxJobsPerLoop());
         this.recorder = new OperationRecorder(loopState, config.metrics(), engine, id);
+        this.turnStep = config.handshakeStepsPerLoopTurn() > 0
+                ? new HandshakeTurns.Step(config.handshakeStepsPerLoopTurn(), this::resumeIfReady) : null;
         this.callbackWakeups = notify == OffloadConfig.Notify.CALLBACK
                 ? new CallbackWakeups(loop, () -> closed, this::resumeIfReady, this::onSpuriousWakeup) : null;
         AsyncWaitCtx c = new AsyncWaitCtx();
@@ -524,14 +528,25 @@ public final class AsyncOffloadConnection implements AutoCloseable {
      * @return true when the job was resumed
      */
     boolean resumeIfReady() {
-        AsyncJob<byte[]> j = job;
-        if (closed || j == null || !j.isCompletionPending()) {
+        if (!canResume()) {
             return false;
         }
+        AsyncJob<byte[]> j = job;
         resumes++;
         recorder.resumed(router.onFallback(), currentEngine(), true);
         onResult(j.resume(), false);
         return true;
+    }
+
+    /** True when {@link #resumeIfReady()} would resume now: open, with a job whose completion is pending. Loop. */
+    boolean canResume() {
+        AsyncJob<byte[]> j = job;
+        return !closed && j != null && j.isCompletionPending();
+    }
+
+    /** This connection's resume as a step of the loop's handshake budget, or null when the budget is off. */
+    HandshakeTurns.Step turnStep() {
+        return turnStep;
     }
 
     /** A wait fd of this connection can no longer be polled: fail the operation in flight. Loop thread. */

@@ -27,7 +27,9 @@ import javax.net.ssl.SSLHandshakeException;
  * and the kernel's socket buffers into the server; a peer that waits quietly keeps one read outstanding, so that its
  * leaving is noticed at once and its job cancelled (see {@link ReadHold}). When the channel closes, or the handler is removed,
  * it tears everything down: a paused job is abandoned and the engine told, the wait fds are unregistered before they
- * are closed.
+ * are closed. With {@link OffloadConfig#handshakeStepsPerLoopTurn()} set, a read of a handshaking channel over the
+ * loop's budget for the current loop iteration is kept here and passed on in a later iteration, with the user events
+ * that arrived behind it ({@link KeptReads}).
  *
  * <p>Threading: not sharable; one instance per channel. All methods run on the channel's event loop; operations
  * submitted from another thread are moved there.
@@ -42,6 +44,8 @@ public final class AsyncOffloadHandler extends ChannelDuplexHandler {
     private boolean closed;
     private ChannelHandlerContext ctx;
     private ReadHold readHold;
+    /** Reads kept over the loop's handshake budget; null when the budget is off. */
+    private KeptReads keptReads;
     private boolean flushHeld;
     /** Runs after the listeners of the completed operation; queues the held flush behind SslHandler's resume task. */
     private final Runnable issueHeldFlushAfterResume = () -> loop.execute(this::flushIfHeld);
@@ -76,6 +80,11 @@ public final class AsyncOffloadHandler extends ChannelDuplexHandler {
         }
         ctx.pipeline().addAfter(ctx.name(), null, sslHandler);
         if (context.isAsync()) {
+            int steps = context.config().handshakeStepsPerLoopTurn();
+            HandshakeTurns turns = steps > 0 ? LoopState.of((IoEventLoop) loop).turns : null;
+            if (turns != null) {
+                keptReads = new KeptReads(ctx, turns, steps, () -> !sslHandler.handshakeFuture().isDone(), readHold);
+            }
             context.method().bind(sslHandler.engine(), this);
             channel.closeFuture().addListener(f -> teardown());
             sslHandler.handshakeFuture().addListener(f -> {
@@ -88,6 +97,13 @@ public final class AsyncOffloadHandler extends ChannelDuplexHandler {
 
     @Override
     public void handlerRemoved(ChannelHandlerContext ctx) {
+        if (keptReads != null) {
+            if (ctx.channel().isActive()) {
+                keptReads.forwardAll();
+            } else {
+                keptReads.releaseAll();
+            }
+        }
         if (flushHeld) {
             flushHeld = false;
             ctx.flush();
@@ -141,7 +157,42 @@ public final class AsyncOffloadHandler extends ChannelDuplexHandler {
         if (readHold != null && msg instanceof ByteBuf b) {
             readHold.onRead(b.readableBytes());
         }
+        if (keptReads != null && keptReads.keep(msg)) {
+            return;
+        }
         ctx.fireChannelRead(msg);
+    }
+
+    @Override
+    public void channelReadComplete(ChannelHandlerContext ctx) {
+        if (keptReads != null && keptReads.isKeeping()) {
+            return; // the replay of the kept reads fires its own
+        }
+        ctx.fireChannelReadComplete();
+    }
+
+    /** While reads are kept, user events (an input shutdown) wait behind them, so that they keep the socket's order. */
+    @Override
+    public void userEventTriggered(ChannelHandlerContext ctx, Object evt) {
+        if (keptReads != null && keptReads.keepEvent(evt)) {
+            return;
+        }
+        ctx.fireUserEventTriggered(evt);
+    }
+
+    /** The channel this handler is bound to (null before it is added). */
+    Channel channel() {
+        return channel;
+    }
+
+    /** Reads this channel kept over the loop's handshake budget so far; 0 when the budget is off. Event loop only. */
+    long keptReads() {
+        return keptReads == null ? 0 : keptReads.keptTotal();
+    }
+
+    /** This channel's reads kept over the loop's handshake budget; null when the budget is off. Event loop; tests. */
+    KeptReads keptReadsState() {
+        return keptReads;
     }
 
     /**
@@ -238,6 +289,9 @@ public final class AsyncOffloadHandler extends ChannelDuplexHandler {
             return;
         }
         closed = true;
+        if (keptReads != null) {
+            keptReads.releaseAll();
+        }
         if (context.isAsync()) {
             context.method().unbind(sslHandler.engine());
         }

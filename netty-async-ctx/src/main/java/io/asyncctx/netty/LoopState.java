@@ -13,7 +13,8 @@ import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * What the offload keeps per event loop: its job pools (one per {@link OffloadConfig#maxJobsPerLoop()} value in use,
- * normally one), its wait-fd registry and its open connections. Found through a map keyed by loop; removed when the
+ * normally one), its wait-fd registry, its handshake budget per turn ({@link HandshakeTurns}) and its open
+ * connections. Found through a map keyed by loop; removed when the
  * loop terminates.
  *
  * <p><b>Threading.</b> Created and changed on the loop's thread only. The counters ({@link #openConnections},
@@ -31,6 +32,8 @@ final class LoopState {
 
     final IoEventLoop loop;
     final WaitFdRegistry registry;
+    /** The handshake budget of this loop's turns; null when the loop has no end-of-iteration hook. */
+    final HandshakeTurns turns;
     private final ConcurrentHashMap<Integer, AsyncJobPool> pools = new ConcurrentHashMap<>(2);
     private final LinkedHashSet<AsyncOffloadConnection> connections = new LinkedHashSet<>();
     /** Closed connections whose ctx waits for its fds' registrations to be removed. */
@@ -91,7 +94,8 @@ final class LoopState {
 
     private LoopState(IoEventLoop loop) {
         this.loop = loop;
-        this.registry = new WaitFdRegistry(loop);
+        this.turns = HandshakeTurns.of(loop);
+        this.registry = new WaitFdRegistry(loop, turns);
     }
 
     /** The state of {@code loop}, created on first use. Loop thread. */

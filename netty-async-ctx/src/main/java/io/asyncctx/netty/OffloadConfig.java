@@ -49,8 +49,10 @@ public final class OffloadConfig {
     private final int unhealthyAfterFailures;
     private final Duration unhealthyCooldown;
     private final OffloadMetrics metrics;
+    private final int handshakeStepsPerLoopTurn;
 
     private OffloadConfig(Builder b) {
+        this.handshakeStepsPerLoopTurn = b.handshakeStepsPerLoopTurn;
         this.notify = b.notify;
         this.maxJobsPerLoop = b.maxJobsPerLoop;
         this.operationTimeout = b.operationTimeout;
@@ -128,12 +130,34 @@ public final class OffloadConfig {
         return unhealthyCooldown;
     }
 
+    /**
+     * The most handshake steps one event loop runs per loop iteration, 0 (the default) for no bound. A step is an
+     * inbound read of a channel whose handshake is not done (BoringSSL processes the ClientHello, the client's
+     * Finished) or the resume of a completed key operation signalled through a wait fd ({@link Notify#FD}; callback
+     * resumes are not bounded). A read of a channel whose key operation is still waiting is not a step (SslHandler only
+     * buffers it, and the read hold bounds it). A read over the budget is kept by the channel's
+     * {@link AsyncOffloadHandler} (its buffers owned there, released if the channel closes; later reads and user events
+     * of that channel are kept behind it, in order), a resume over the budget is kept by the loop; both run in a later
+     * iteration, after that iteration's I/O pass, so that established connections' reads are served between the steps
+     * of a burst of handshakes. Steps run oldest first. See {@link HandshakeTurns} for how a loop iteration is
+     * delimited.
+     *
+     * <p>Where it applies: only on loops that are a Netty {@code SingleThreadEventLoop} (every loop of a
+     * {@code MultiThreadIoEventLoopGroup}), whose end-of-iteration hook delimits the turns; on any other loop nothing
+     * is bounded. QUIC ({@code io.asyncctx.quic}, HTTP/3) bounds the wait-fd resumes of its handshakes only: its
+     * datagrams are read by the QUIC codec on the shared UDP channel, not through an {@link AsyncOffloadHandler}, so its
+     * reads are never kept.
+     */
+    public int handshakeStepsPerLoopTurn() {
+        return handshakeStepsPerLoopTurn;
+    }
+
     /** A builder that starts from these settings. */
     public Builder toBuilder() {
         Builder b = new Builder().notify(notify).maxJobsPerLoop(maxJobsPerLoop).operationTimeout(operationTimeout)
                 .eagainInitialBackoff(eagainInitialBackoff).eagainMaxBackoff(eagainMaxBackoff)
                 .eagainMaxRetries(eagainMaxRetries).unhealthyAfterFailures(unhealthyAfterFailures)
-                .unhealthyCooldown(unhealthyCooldown);
+                .unhealthyCooldown(unhealthyCooldown).handshakeStepsPerLoopTurn(handshakeStepsPerLoopTurn);
         b.fallbackEngine = fallbackEngine;
         b.metrics = metrics;
         return b;
@@ -145,7 +169,9 @@ public final class OffloadConfig {
                 + operationTimeout + ", eagainBackoff=" + eagainInitialBackoff + ".." + eagainMaxBackoff
                 + ", eagainMaxRetries=" + eagainMaxRetries
                 + (fallbackEngine == null ? "" : ", fallback=" + fallbackEngine.name() + ", unhealthyAfterFailures="
-                + unhealthyAfterFailures + ", unhealthyCooldown=" + unhealthyCooldown) + ']';
+                + unhealthyAfterFailures + ", unhealthyCooldown=" + unhealthyCooldown)
+                + (handshakeStepsPerLoopTurn == 0 ? "" : ", handshakeStepsPerLoopTurn=" + handshakeStepsPerLoopTurn)
+                + ']';
     }
 
     /** Builds an {@link OffloadConfig}. Not thread-safe. */
@@ -160,8 +186,24 @@ public final class OffloadConfig {
         private OffloadMetrics metrics = OffloadMetrics.none();
         private int unhealthyAfterFailures;
         private Duration unhealthyCooldown = Duration.ofSeconds(1);
+        private int handshakeStepsPerLoopTurn;
 
         private Builder() {
+        }
+
+        /**
+         * Bounds the handshake steps one event loop runs per loop iteration (see
+         * {@link OffloadConfig#handshakeStepsPerLoopTurn()}); 0, the default, for no bound. Small values (1 to 4) keep
+         * established connections' round trips short during bursts of new handshakes; a step costs one
+         * non-blocking I/O poll more when it waits.
+         */
+        public Builder handshakeStepsPerLoopTurn(int steps) {
+            if (steps < 0) {
+                throw new IllegalArgumentException("handshakeStepsPerLoopTurn: " + steps
+                        + " (expected 0 for no bound, or a positive number of steps per loop iteration)");
+            }
+            this.handshakeStepsPerLoopTurn = steps;
+            return this;
         }
 
         /** How paused jobs are notified; default {@link Notify#AUTO}. */

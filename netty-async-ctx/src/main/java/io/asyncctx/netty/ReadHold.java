@@ -20,7 +20,9 @@ import io.netty.channel.ChannelHandlerContext;
  * read outstanding for a peer that sent its ClientHello and waits, so that a peer that leaves mid-offload is noticed
  * at once on every transport (io_uring and NIO see a close only through a pending read) and its job is cancelled; a
  * peer that floods past the budget gets at most one read batch more, plus the kernel's socket buffers, into the
- * server until the operation resumes (its close is then seen at the resume or at the operation deadline).
+ * server until the operation resumes (its close is then seen at the resume or at the operation deadline). Because of
+ * that bound, these reads take no step of the loop's handshake budget ({@link OffloadConfig#handshakeStepsPerLoopTurn()},
+ * {@link KeptReads}): SslHandler only buffers them until the operation resumes.
  *
  * <p>Threading: not thread-safe; every method runs on the channel's event loop.
  */
@@ -105,6 +107,11 @@ final class ReadHold {
     /** Bytes read since the current wait began (0 when nothing waits). */
     long readWhileWaiting() {
         return waiting > 0 ? readWhileWaiting : 0;
+    }
+
+    /** True while this hold has turned autoRead off (it turns it back on at the release). */
+    boolean isAutoReadSuspended() {
+        return autoReadSuspended;
     }
 
     /** True when a {@code read()} arrived during the hold and waits for the release. */

@@ -50,6 +50,8 @@ final class WaitFdRegistry {
     }
 
     private final IoEventLoop loop;
+    /** The loop's handshake budget per turn, or null (then every resume runs at once). */
+    private final HandshakeTurns turns;
     private final Kind kind;
     private final Map<Integer, Entry> entries = new HashMap<>();
     /**
@@ -77,10 +79,13 @@ final class WaitFdRegistry {
      */
     private long owedSignals;
     private long spuriousWakeups;
+    /** Resumes over the loop's handshake budget, run in a later turn. Loop thread. */
+    private long deferredResumes;
     private boolean shuttingDown;
 
-    WaitFdRegistry(IoEventLoop loop) {
+    WaitFdRegistry(IoEventLoop loop, HandshakeTurns turns) {
         this.loop = loop;
+        this.turns = turns;
         this.kind = kindOf(loop);
     }
 
@@ -118,6 +123,11 @@ final class WaitFdRegistry {
     /** Fd numbers with a live or cancelling registration. Loop thread; for tests. */
     int[] registeredFds() {
         return entries.values().stream().filter(e -> e.handle != null).mapToInt(e -> e.fd).sorted().toArray();
+    }
+
+    /** Resumes over the loop's handshake budget that were run in a later turn. Loop thread; for tests. */
+    long deferredResumes() {
+        return deferredResumes;
     }
 
     /** How many times a wait fd of this loop turned readable. Loop thread. */
@@ -254,7 +264,10 @@ final class WaitFdRegistry {
     /**
      * The fd of {@code e} turned readable: drain it and resume every connection whose job completed. The cost is one
      * step per completion, not per waiter: with one eventfd shared by 10,000 paused connections, a wake-up for one
-     * completion touches one connection. Loop thread.
+     * completion touches one connection. With a handshake budget per turn
+     * ({@link OffloadConfig#handshakeStepsPerLoopTurn()}), a resume over the budget is taken from the ready queue all
+     * the same (so the signal accounting is the same as without) and run in a later turn ({@link HandshakeTurns}).
+     * Loop thread.
      */
     void onReadable(Entry e) {
         readableEvents++;
@@ -263,8 +276,20 @@ final class WaitFdRegistry {
         int resumed = 0;
         for (AsyncOffloadConnection c; (c = ready.poll()) != null; ) {
             owedSignals++;
-            if (c.resumeIfReady()) {
+            HandshakeTurns.Step step = c.turnStep();
+            if (step == null || turns == null) {
+                if (c.resumeIfReady()) {
+                    resumed++;
+                }
+            } else if (c.canResume()) {
+                // Counted as resumed now whether it runs now or in a later turn: this wake-up took its completion.
                 resumed++;
+                if (turns.admit(step.limit)) {
+                    c.resumeIfReady();
+                } else {
+                    deferredResumes++;
+                    turns.defer(step);
+                }
             }
         }
         long matched = Math.min(signals, owedSignals);

@@ -19,6 +19,7 @@ class OffloadConfigTest {
         assertEquals(Duration.ofMillis(1), c.eagainInitialBackoff());
         assertEquals(Duration.ofMillis(64), c.eagainMaxBackoff());
         assertEquals(8, c.eagainMaxRetries());
+        assertEquals(0, c.handshakeStepsPerLoopTurn(), "unbounded unless set");
         assertEquals(c.toString(), c.toBuilder().build().toString());
     }
 
@@ -34,6 +35,11 @@ class OffloadConfigTest {
         assertTrue(assertThrows(IllegalArgumentException.class, () -> b.eagainMaxRetries(-1)).getMessage()
                 .contains("eagainMaxRetries"));
         assertThrows(NullPointerException.class, () -> b.notify(null));
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> b.handshakeStepsPerLoopTurn(-1)).getMessage()
+                .contains("handshakeStepsPerLoopTurn"));
+        OffloadConfig fair = OffloadConfig.builder().handshakeStepsPerLoopTurn(3).build();
+        assertEquals(3, fair.toBuilder().build().handshakeStepsPerLoopTurn(), "kept by toBuilder");
+        assertTrue(fair.toString().contains("handshakeStepsPerLoopTurn=3"), fair.toString());
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> OffloadConfig.builder()
                 .eagainInitialBackoff(Duration.ofMillis(10)).eagainMaxBackoff(Duration.ofMillis(5)).build());
         assertTrue(e.getMessage().contains("eagainMaxBackoff"), e.getMessage());

@@ -44,7 +44,7 @@ public final class LoadHarness implements Callable<Integer> {
 
     @Option(names = "--modes", split = ",", description = "Example-server modes to run, in order: inline, blocking, "
             + "offload-fd, offload-callback, offload-fd-inline (offload-fd with InlinePolicy.belowMeasuredCost("
-            + "--inline-below-us)); a suffix @N runs the mode with a simulated engine latency of N ms only "
+            + "--inline-below-us)), offload-fd-fair (offload-fd with --handshake-steps-per-turn); a suffix @N runs the mode with a simulated engine latency of N ms only "
             + "(default: ${DEFAULT-VALUE}; 'none' for none).")
     List<String> modes = List.of("inline", "blocking", "offload-fd", "offload-callback");
 
@@ -62,6 +62,10 @@ public final class LoadHarness implements Callable<Integer> {
     @Option(names = "--inline-below-us", description = "Mode offload-fd-inline: sign inline the signature schemes "
             + "whose measured cost is below this many microseconds (default: ${DEFAULT-VALUE}).")
     long inlineBelowMicros = LoadServer.DEFAULT_INLINE_BELOW_MICROS;
+
+    @Option(names = "--handshake-steps-per-turn", description = "Mode offload-fd-fair: handshake steps per server "
+            + "event-loop iteration (OffloadConfig.handshakeStepsPerLoopTurn) (default: ${DEFAULT-VALUE}).")
+    int handshakeStepsPerTurn = LoadServer.DEFAULT_HANDSHAKE_STEPS_PER_TURN;
 
     @Option(names = "--rate", split = ",", description = "Storm rates, total handshakes/s: every server runs once per "
             + "rate, in order. 0 = no limit (saturation); N = N/s; P%% = P percent of the rate the first server "
@@ -118,6 +122,24 @@ public final class LoadHarness implements Callable<Integer> {
     @Option(names = "--request-interval-ms", description = "Pace of each established connection (default: "
             + "${DEFAULT-VALUE}).")
     int requestIntervalMillis = 10;
+
+    @Option(names = "--burst", description = "Open-loop bursts: this many new connections (full TLS 1.3 handshake, "
+            + "one GET, close) opened at once every --burst-interval-ms; 0 for none (default: ${DEFAULT-VALUE}). "
+            + "Runs besides the storm of --concurrency clients: give --concurrency 0 for bursts alone.")
+    int burst;
+
+    @Option(names = "--burst-interval-ms", description = "Time between two bursts (default: ${DEFAULT-VALUE}).")
+    int burstIntervalMillis = 1000;
+
+    @Option(names = "--rounds", description = "Rounds: with more than 1, every server is started at once and kept up "
+            + "(side by side), each round runs them all in an order that rotates every round, and a summary of the "
+            + "medians over rounds (established p50/p99/max, handshakes/s, p99 against --baseline paired by round) is "
+            + "printed and written to NAME-summary.csv (default: ${DEFAULT-VALUE}).")
+    int rounds = 1;
+
+    @Option(names = "--baseline", description = "The label the summary's p99 ratio is taken against "
+            + "(default: ${DEFAULT-VALUE}).")
+    String baseline = "blocking";
 
     @Option(names = "--client-threads", description = "Storm client event loops (default: ${DEFAULT-VALUE}).")
     int clientThreads = 1;
@@ -234,13 +256,22 @@ public final class LoadHarness implements Callable<Integer> {
                     + "--target, --spawn-server or --nginx");
         }
 
+        if (rounds < 1 || burst < 0 || burstIntervalMillis < 1) {
+            throw new CommandLine.ParameterException(new CommandLine(this), "expected --rounds >= 1, --burst >= 0 and "
+                    + "--burst-interval-ms >= 1");
+        }
         System.out.println("machine: " + Machine.describe() + ", load average before: " + Machine.loadAverage());
         System.out.printf(Locale.ROOT, "key %s, engine %s, %d server loop(s), concurrency %d, rates %s, "
                         + "%d established connections every %d ms, %.1f s measured after %.1f s warm-up, servers %s, "
-                        + "offload-fd-inline below %d us%n", keyLabel, engineLabel, threads, concurrency,
+                        + "offload-fd-inline below %d us, offload-fd-fair %d handshake steps per loop turn%n", keyLabel, engineLabel, threads, concurrency,
                 rateSpecs, established, requestIntervalMillis, durationSeconds, warmupSeconds,
-                inProcess ? "in this JVM" : "in their own processes", inlineBelowMicros);
+                inProcess ? "in this JVM" : "in their own processes", inlineBelowMicros, handshakeStepsPerTurn);
+        if (burst > 0 || rounds > 1) {
+            System.out.printf(Locale.ROOT, "bursts of %d new connections every %d ms; %d round(s)%s%n", burst,
+                    burstIntervalMillis, rounds, rounds > 1 ? ", servers side by side, order rotating" : "");
+        }
         List<ResultsWriter.Row> rows = new ArrayList<>();
+        List<String> summary = new ArrayList<>();
         double firstUnlimited = Double.NaN;
         try (LoadClient client = new LoadClient(clientThreads)) {
             for (String rateSpec : rateSpecs) {
@@ -251,25 +282,52 @@ public final class LoadHarness implements Callable<Integer> {
                     System.out.printf(Locale.ROOT, "rate %s of %.0f/s = %.0f handshakes/s%n", rateSpec,
                             firstUnlimited, rate);
                 }
-                for (Target t : targets) {
-                    try (Running r = t.starter().start()) {
-                        LoadClient.Settings s = new LoadClient.Settings(r.host(), r.port(), concurrency, established,
-                                Duration.ofMillis(requestIntervalMillis), Duration.ofSeconds(10), rate);
-                        LoadClient.Result res = client.run(s, seconds(warmupSeconds), seconds(durationSeconds),
-                                r.cpu());
-                        String label = rate > 0 ? t.label() + " " + Math.round(rate) + "/s" : t.label();
-                        ResultsWriter.Row row = new ResultsWriter.Row(label, t.mode(), t.engine(), keyLabel,
-                                concurrency, established, threads, res, res.probeCpuSeconds()[0], r.cpuScope(),
-                                Machine.loadAverage(), rate);
-                        rows.add(row);
-                        if (rate == 0 && Double.isNaN(firstUnlimited)) {
-                            firstUnlimited = res.handshakesPerSecond();
+                if (rounds == 1) {
+                    for (Target t : targets) {
+                        try (Running r = t.starter().start()) {
+                            ResultsWriter.Row row = measure(client, t, r, rate, keyLabel, 0);
+                            rows.add(row);
+                            if (rate == 0 && Double.isNaN(firstUnlimited)) {
+                                firstUnlimited = row.result().handshakesPerSecond();
+                            }
                         }
-                        System.out.println(row.describe());
-                        System.out.flush();
+                    }
+                    continue;
+                }
+                List<Running> running = new ArrayList<>();
+                try {
+                    for (Target t : targets) {
+                        running.add(t.starter().start());
+                    }
+                    List<ResultsWriter.Row> theseRows = new ArrayList<>();
+                    for (int round = 0; round < rounds; round++) {
+                        for (int i = 0; i < targets.size(); i++) {
+                            int k = (i + round) % targets.size();
+                            ResultsWriter.Row row = measure(client, targets.get(k), running.get(k), rate, keyLabel,
+                                    round);
+                            theseRows.add(row);
+                            if (rate == 0 && Double.isNaN(firstUnlimited)) {
+                                firstUnlimited = row.result().handshakesPerSecond();
+                            }
+                        }
+                    }
+                    rows.addAll(theseRows);
+                    summary.addAll(RoundsSummary.summarize(theseRows, baseline));
+                } finally {
+                    for (Running r : running) {
+                        try {
+                            r.close();
+                        } catch (Exception e) {
+                            System.err.println("stopping a server: " + e);
+                        }
                     }
                 }
             }
+        }
+        if (!summary.isEmpty()) {
+            Path sum = out.resolve(name + "-summary.csv");
+            RoundsSummary.writeCsv(sum, summary);
+            System.out.println("wrote " + sum);
         }
         Path csv = out.resolve(name + ".csv");
         Path png = out.resolve(name + ".png");
@@ -278,6 +336,22 @@ public final class LoadHarness implements Callable<Integer> {
                 + " handshaking clients, " + threads + " server loop(s)");
         System.out.println("wrote " + csv + " and " + png);
         return 0;
+    }
+
+    /** One measured window against one running server. */
+    private ResultsWriter.Row measure(LoadClient client, Target t, Running r, double rate, String keyLabel, int round)
+            throws InterruptedException {
+        LoadClient.Settings s = new LoadClient.Settings(r.host(), r.port(), concurrency, established,
+                Duration.ofMillis(requestIntervalMillis), Duration.ofSeconds(10), rate, burst,
+                Duration.ofMillis(burstIntervalMillis));
+        LoadClient.Result res = client.run(s, seconds(warmupSeconds), seconds(durationSeconds), r.cpu());
+        String label = rate > 0 ? t.label() + " " + Math.round(rate) + "/s" : t.label();
+        ResultsWriter.Row row = new ResultsWriter.Row(label, t.mode(), t.engine(), keyLabel, concurrency,
+                established, threads, res, res.probeCpuSeconds()[0], r.cpuScope(), Machine.loadAverage(), rate,
+                round);
+        System.out.println((rounds > 1 ? "round " + round + " " : "") + row.describe());
+        System.out.flush();
+        return row;
     }
 
     private static Duration seconds(double s) {
@@ -301,7 +375,7 @@ public final class LoadHarness implements Callable<Integer> {
         AsyncEngine e = LoadServer.newEngine(engine, latencyMillis, workers, new KeyPair(chain[0].getPublicKey(), pk));
         ExampleServer server;
         try {
-            server = LoadServer.start(mode, threads, 0, e, chain, pk, inlineBelowMicros);
+            server = LoadServer.start(mode, threads, 0, e, chain, pk, inlineBelowMicros, handshakeStepsPerTurn);
         } catch (Exception | Error ex) {
             e.close();
             throw ex;
@@ -320,7 +394,8 @@ public final class LoadHarness implements Callable<Integer> {
                 System.getProperty("java.class.path"),
                 LoadServer.class.getName(), "--mode", mode, "--engine", engine, "--latency-ms",
                 Integer.toString(latencyMillis), "--workers", Integer.toString(workers), "--threads",
-                Integer.toString(threads), "--inline-below-us", Long.toString(inlineBelowMicros), "--cert",
+                Integer.toString(threads), "--inline-below-us", Long.toString(inlineBelowMicros),
+                "--handshake-steps-per-turn", Integer.toString(handshakeStepsPerTurn), "--cert",
                 certPem.toString(), "--key", keyPem.toString()));
         return ServerProcesses.spawn(cmd, false);
     }

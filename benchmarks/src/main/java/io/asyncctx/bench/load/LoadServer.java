@@ -35,7 +35,8 @@ import picocli.CommandLine.Option;
 public final class LoadServer implements Callable<Integer> {
 
     @Option(names = "--mode", required = true, description = "inline | blocking | offload-fd | offload-callback | "
-            + "offload-fd-inline (offload-fd with an InlinePolicy: --inline-below-us)")
+            + "offload-fd-inline (offload-fd with an InlinePolicy: --inline-below-us) | offload-fd-fair (offload-fd "
+            + "with OffloadConfig.handshakeStepsPerLoopTurn: --handshake-steps-per-turn)")
     String mode;
 
     @Option(names = "--engine", description = "software | simulated (default: ${DEFAULT-VALUE}).")
@@ -53,6 +54,10 @@ public final class LoadServer implements Callable<Integer> {
     @Option(names = "--inline-below-us", description = "Mode offload-fd-inline: sign inline the schemes whose "
             + "measured cost is below this many microseconds (default: ${DEFAULT-VALUE}).")
     long inlineBelowMicros = DEFAULT_INLINE_BELOW_MICROS;
+
+    @Option(names = "--handshake-steps-per-turn", description = "Mode offload-fd-fair: handshake steps per event-loop "
+            + "iteration (default: ${DEFAULT-VALUE}).")
+    int handshakeStepsPerTurn = DEFAULT_HANDSHAKE_STEPS_PER_TURN;
 
     @Option(names = "--port", description = "Port, 0 for any (default: ${DEFAULT-VALUE}).")
     int port;
@@ -73,7 +78,8 @@ public final class LoadServer implements Callable<Integer> {
         X509Certificate[] chain = PemKeys.readCertificates(cert).toArray(new X509Certificate[0]);
         PrivateKey pk = PemKeys.readPrivateKey(key);
         try (AsyncEngine e = newEngine(engine, latencyMillis, workers, new KeyPair(chain[0].getPublicKey(), pk));
-             ExampleServer server = start(mode, threads, port, e, chain, pk, inlineBelowMicros)) {
+             ExampleServer server = start(mode, threads, port, e, chain, pk, inlineBelowMicros,
+                     handshakeStepsPerTurn)) {
             System.out.println("listening on https://127.0.0.1:" + server.port() + " pid "
                     + ProcessHandle.current().pid()
                     + " (mode " + mode + ", engine " + e.name() + (server.asyncContext() == null ? ""
@@ -94,18 +100,23 @@ public final class LoadServer implements Callable<Integer> {
 
     /** The modes the harness knows. */
     static final List<String> MODES = List.of("inline", "blocking", "offload-fd", "offload-callback",
-            "offload-fd-inline");
+            "offload-fd-inline", "offload-fd-fair");
+
+    /** The bound of mode offload-fd-fair unless given. */
+    static final int DEFAULT_HANDSHAKE_STEPS_PER_TURN = 2;
 
     /** The threshold of mode offload-fd-inline unless given: keeps ECDSA P-256 / Ed25519 inline, offloads RSA. */
     static final long DEFAULT_INLINE_BELOW_MICROS = 30;
 
     /**
      * Starts the example server on 127.0.0.1 in one of {@link #MODES}; {@code inlineBelowMicros} applies to mode
-     * offload-fd-inline only ({@code InlinePolicy.belowMeasuredCost}).
+     * offload-fd-inline only ({@code InlinePolicy.belowMeasuredCost}), {@code handshakeStepsPerTurn} to mode
+     * offload-fd-fair only ({@code OffloadConfig.handshakeStepsPerLoopTurn}).
      */
     static ExampleServer start(String mode, int threads, int port, AsyncEngine engine, X509Certificate[] chain,
-                               PrivateKey key, long inlineBelowMicros) throws Exception {
+                               PrivateKey key, long inlineBelowMicros, int handshakeStepsPerTurn) throws Exception {
         ExampleServer.Mode m;
+        int steps = 0;
         OffloadConfig.Notify n = OffloadConfig.Notify.FD;
         InlinePolicy inline = InlinePolicy.never();
         switch (mode) {
@@ -120,10 +131,18 @@ public final class LoadServer implements Callable<Integer> {
                 m = ExampleServer.Mode.OFFLOAD;
                 inline = InlinePolicy.belowMeasuredCost(Duration.ofNanos(inlineBelowMicros * 1000));
             }
+            case "offload-fd-fair" -> {
+                m = ExampleServer.Mode.OFFLOAD;
+                if (handshakeStepsPerTurn < 1) {
+                    throw new IllegalArgumentException("mode offload-fd-fair needs --handshake-steps-per-turn of 1 or "
+                            + "more (it is offload-fd with that bound), got " + handshakeStepsPerTurn);
+                }
+                steps = handshakeStepsPerTurn;
+            }
             default -> throw new IllegalArgumentException("mode " + mode + ": expected one of " + MODES);
         }
         return new ExampleServer("127.0.0.1", port, m, ExampleServer.Transport.EPOLL, threads, n, engine, chain, key,
-                inline);
+                inline, io.asyncctx.examples.TlsSettings.defaults(), steps);
     }
 
     /** A software engine, or a simulated accelerator that computes real signatures after a fixed latency. */

@@ -33,7 +33,7 @@ final class ResultsWriter {
     /** One measured server. */
     record Row(String label, String mode, String engine, String key, int concurrency, int established, int threads,
                LoadClient.Result result, double serverCpuSeconds, String cpuScope, double loadAverage,
-               double rate) {
+               double rate, int round) {
 
         double cpuMillisPerHandshake() {
             return result.handshakes() == 0 ? Double.NaN : 1000 * serverCpuSeconds / result.handshakes();
@@ -61,18 +61,18 @@ final class ResultsWriter {
         StringBuilder sb = new StringBuilder("label,mode,engine,key,concurrency,established,server_threads,seconds,"
                 + "handshakes,handshake_failures,handshakes_per_s,hs_p50_ms,hs_p90_ms,hs_p99_ms,hs_max_ms,requests,"
                 + "request_failures,rtt_p50_ms,rtt_p99_ms,rtt_max_ms,server_cpu_s,server_cpu_ms_per_handshake,"
-                + "cpu_scope,client_cpu_share,load_average_1m,rate_target_per_s,storm_loop_cpu_share\n");
+                + "cpu_scope,client_cpu_share,load_average_1m,rate_target_per_s,storm_loop_cpu_share,round\n");
         for (Row r : rows) {
             LoadClient.Result x = r.result();
             sb.append(String.format(Locale.ROOT, "%s,%s,%s,%s,%d,%d,%d,%.3f,%d,%d,%.1f,%.3f,%.3f,%.3f,%.3f,%d,%d,"
-                            + "%.3f,%.3f,%.3f,%.3f,%.4f,%s,%.3f,%.2f,%.1f,%.3f%n", r.label(), r.mode(), r.engine(),
+                            + "%.3f,%.3f,%.3f,%.3f,%.4f,%s,%.3f,%.2f,%.1f,%.3f,%d%n", r.label(), r.mode(), r.engine(),
                     r.key(), r.concurrency(), r.established(), r.threads(), x.seconds(), x.handshakes(),
                     x.handshakeFailures(),
                     x.handshakesPerSecond(), r.ms(true, 50), r.ms(true, 90), r.ms(true, 99),
                     x.handshakeMicros().getMaxValue() / 1000.0, x.requests(), x.requestFailures(), r.ms(false, 50),
                     r.ms(false, 99), x.roundTripMicros().getMaxValue() / 1000.0, r.serverCpuSeconds(),
                     r.cpuMillisPerHandshake(), r.cpuScope().replace(',', ';'), x.clientCpuShare(), r.loadAverage(),
-                    r.rate(), x.stormCpuShare()));
+                    r.rate(), x.stormCpuShare(), r.round()));
         }
         Files.writeString(csv, sb.toString(), StandardCharsets.UTF_8);
     }
