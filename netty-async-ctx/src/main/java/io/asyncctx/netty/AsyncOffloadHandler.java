@@ -21,10 +21,10 @@ import javax.net.ssl.SSLHandshakeException;
  * {@link SslHandler} right after itself, and it owns the connection's offload state (its
  * {@link io.asyncctx.AsyncWaitCtx}, opened at the first private-key operation on the channel's event loop). While an
  * operation waits (paused in its engine, queued for a free job, or backing off after EAGAIN) it holds the channel's
- * reads: autoRead, when on, is suspended for the pause and restored after, and once the channel has read one TLS
- * record's worth during the wait, the outbound {@code read()} calls that SslHandler makes by itself stop here (one is
- * kept and issued when the operation resumes). A peer that floods a paused handshake gets no more than one read batch
- * and the kernel's socket buffers into the server; a peer that waits quietly keeps one read outstanding, so that its
+ * reads lazily: nothing changes until the channel has read one TLS record's worth during the wait; from then on the
+ * outbound {@code read()} calls that SslHandler makes by itself stop here (one is kept and issued when the operation
+ * resumes) and autoRead, when on, is suspended until the resume. A peer that floods a paused handshake gets no more
+ * than one read batch and the kernel's socket buffers into the server; a peer that waits quietly keeps one read outstanding, so that its
  * leaving is noticed at once and its job cancelled (see {@link ReadHold}). When the channel closes, or the handler is removed,
  * it tears everything down: a paused job is abandoned and the engine told, the wait fds are unregistered before they
  * are closed. With {@link OffloadConfig#handshakeStepsPerLoopTurn()} set, a read of a handshaking channel over the

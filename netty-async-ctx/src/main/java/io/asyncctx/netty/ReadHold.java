@@ -10,8 +10,11 @@ import io.netty.channel.ChannelHandlerContext;
  *
  * <p>Two things keep a paused connection from reading. When the channel reads automatically, autoRead is suspended
  * once the channel has read {@link #BUDGET} bytes during the wait (with autoRead on the transport keeps reading without
- * any {@code read()} call), and restored at resume unless someone turned it back on meanwhile (a channel whose owner
- * turned autoRead off is never switched on by the hold). The suspension is lazy because a TLS peer waits quietly for
+ * any {@code read()} call), and restored at resume unless someone turned it back on meanwhile. A channel whose owner
+ * turned autoRead off before the budget was used is left alone. The limit: the hold cannot tell an owner's
+ * {@code setAutoRead(false)} made while autoRead is suspended (it is already off then) from its own suspension, so
+ * such a channel has autoRead switched on at the resume; an owner that must keep reads off turns autoRead off before
+ * the handshake, or again once it is done. The suspension is lazy because a TLS peer waits quietly for
  * the server's flight after its ClientHello: toggling autoRead for every operation cost two or three
  * {@code epoll_ctl(EPOLL_CTL_MOD)} calls per handshake (about 9 us of loop CPU under an h2load storm, issue 12), for a
  * peer that sends nothing. And outbound {@code read()} calls (SslHandler issues them by itself while its handshake is

@@ -59,7 +59,8 @@ final class PinSource {
             Arrays.fill(chars.array(), '\0');
             return pin;
         } catch (CharacterCodingException e) {
-            throw new IllegalArgumentException("the PIN file " + file + " is not UTF-8 text", e);
+            throw new IllegalArgumentException("the PIN file " + file + " is not UTF-8 text; write the token's "
+                    + "user PIN into it as UTF-8 text on one line (printf '%s\\n' \"$PIN\" > " + file + ")", e);
         } finally {
             Arrays.fill(bytes, (byte) 0);
         }
