@@ -65,16 +65,42 @@ public final class QuicAsyncSslContext {
         return codecBuilder.sslEngineProvider(this::newEngine).sslTaskExecutor(executor);
     }
 
-    /** Makes the engine of one QUIC connection and binds the connection's offload state to it. Channel's loop. */
-    private QuicSslEngine newEngine(QuicChannel channel) {
+    /**
+     * Makes the engine of one QUIC connection and binds the connection's offload state to it; unbinds it when the
+     * channel closes. Runs on the loop of the channel's parent (the UDP channel), which is the loop the QUIC channel is
+     * (or will be) registered on.
+     *
+     * <p>The codec may abandon the channel right after this returns: Netty 4.2's QUIC server codec calls
+     * {@code channel.unsafe().closeForcibly()} when {@code quiche_conn_new_with_tls} fails or the engine is not a
+     * server engine of its kind (and the channel's connect failure does so on the client), before or instead of
+     * registering it; {@code closeForcibly()} closes without completing the close future. So a task queued here, which
+     * runs after the codec has either registered the channel or given it up, unbinds a channel that is no longer open.
+     */
+    QuicSslEngine newEngine(QuicChannel channel) {
         QuicSslEngine sslEngine = sslContext.newEngine(channel.alloc());
         QuicOffloadBinding binding = new QuicOffloadBinding(this, channel);
         method.bind(sslEngine, binding);
-        channel.closeFuture().addListener(f -> {
+        Runnable release = () -> {
             method.unbind(sslEngine);
             binding.close();
+        };
+        channel.closeFuture().addListener(f -> release.run());
+        channel.parent().eventLoop().execute(() -> {
+            if (!channel.isOpen()) {
+                release.run(); // abandoned by the codec (closeForcibly): the close future never completes
+            }
         });
         return sslEngine;
+    }
+
+    /** The key method installed in the Netty context. */
+    QuicKeyMethod keyMethod() {
+        return method;
+    }
+
+    /** The codec's SSL task executor, which also re-runs a paused handshake's task batch. */
+    RedriveExecutor redriveExecutor() {
+        return executor;
     }
 
     /** The underlying Netty QUIC context (keyless). Use {@link #configure} for codecs. */

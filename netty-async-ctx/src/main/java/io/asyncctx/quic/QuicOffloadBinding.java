@@ -79,10 +79,11 @@ final class QuicOffloadBinding {
         if (!result.isDone()) {
             // BoringSSL learns of the result only when the channel drives the handshake again. This listener runs before
             // Netty's (added after we return), but the batch only queues the channel's send on the loop, which runs
-            // after every listener, so the send sees the result.
+            // after every listener, so the send sees the result. The batch runs through the executor, as the codec runs
+            // it, so that a key operation made by the re-run finds it as RedriveExecutor.current() and can pause too.
             result.addListener(f -> {
                 if (!closed) {
-                    redrive.run();
+                    context.redriveExecutor().execute(redrive);
                 }
             });
         }
