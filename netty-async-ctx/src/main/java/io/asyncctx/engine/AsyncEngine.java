@@ -12,8 +12,9 @@ import java.util.concurrent.Executor;
  * {@link io.asyncctx.AsyncStatus#OK} and calling the callback.
  *
  * <p><b>Threading.</b> An engine is shared by all connections of a server and is thread-safe: {@link #newSession} is
- * called on each connection's owner thread (its event loop) concurrently. {@link #close()} may be called from any
- * thread once, after the servers that use it have stopped.
+ * called on each connection's owner thread (its event loop) concurrently. {@link #close()} is called once, after the
+ * servers that use it have stopped, from a thread that may block: never from an event loop (it may wait for the
+ * engine's threads to end).
  *
  * <p><b>Wait fds.</b> The Netty integration polls a wait fd for readability and, when it turns readable, clears it
  * with one 8-byte read before resuming the jobs waiting on it (the "engine should clear the wake signal" of the man
@@ -58,7 +59,12 @@ public interface AsyncEngine extends AutoCloseable {
         return null;
     }
 
-    /** Stops the engine: its threads end; operations still queued fail. Idempotent. */
+    /**
+     * Stops the engine: its threads end; operations still queued fail. Idempotent. May block (engines wait, for a
+     * bounded time that each documents, for an operation in progress to finish and their threads to end): call it
+     * from a thread that may block, never from an event loop (shut the servers' event loops down first, then close
+     * the engine, as {@code try-with-resources} around the server does).
+     */
     @Override
     void close();
 }

@@ -161,7 +161,8 @@ public final class SoftwareEngine extends AbstractAsyncEngine {
 
     /**
      * Stops the workers (interrupts them and waits up to two seconds in total), then fails every queued operation and
-     * drops queued tasks. Idempotent (a CAS), any thread; call it from a thread that is not an event loop.
+     * drops queued tasks. Idempotent (a CAS). Blocks for up to two seconds: call it from a thread that may block,
+     * never from an event loop (nor from one of the engine's workers).
      */
     @Override
     public void close() {
