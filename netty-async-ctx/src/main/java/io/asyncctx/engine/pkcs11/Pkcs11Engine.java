@@ -25,18 +25,23 @@ import java.util.function.UnaryOperator;
  *
  * <p><b>Threading.</b> Thread-safe. {@link #offer} runs on the submitting connection's owner thread and never blocks: an
  * operation goes into a bounded queue ({@link EngineWorkers}), and when the queue is full the job's status becomes
- * EAGAIN. Each worker thread has its own token session, logged in once. {@link #close()} may be called from any thread
- * (a CAS: only the first call acts): it stops the workers, fails what is still queued, closes every session, logs out
- * when no other engine of this JVM uses the token, and releases the module.
+ * EAGAIN. Each worker thread has its own token session, logged in once. {@link #close()} (a CAS: only the first call
+ * acts) stops the workers, fails what is still queued, closes every session, logs out when no other engine of this JVM
+ * uses the token, and releases the module; it blocks while a worker finishes its operation on the token (up to 10
+ * seconds), so call it from a thread that may block, never from an event loop.
  *
  * <p><b>Sessions the token drops</b> ({@code CKR_SESSION_HANDLE_INVALID}, {@code CKR_DEVICE_REMOVED}, a p11-kit server
  * that died) are reopened by the worker that met them; the operation fails with the token's reason (or goes to the
- * fallback engine when one is configured) and {@link #sessionFailures()} counts it.
+ * fallback engine when one is configured) and {@link #sessionFailures()} counts it. The module is re-initialised
+ * (which ends the sessions of every engine of the module) only when its device went away or the token left the slot
+ * list. When the token refuses the PIN ({@code CKR_PIN_INCORRECT}, {@code CKR_PIN_LOCKED}, {@code CKR_PIN_EXPIRED},
+ * say after the PIN was changed and the token restarted), the engine stops logging in, so that it does not lock the
+ * token's user PIN with wrong tries, and every operation fails with what to do: fix the PIN file and rebuild the
+ * engine ({@link #loginRefused()}).
  */
 public final class Pkcs11Engine extends AbstractAsyncEngine {
 
     private static final AtomicInteger ENGINE_IDS = new AtomicInteger();
-    private static final long JOIN_MILLIS = 10_000;
 
     private final TokenAccess access;
     private final TokenAccess.OpenSession loginSession;
@@ -45,6 +50,7 @@ public final class Pkcs11Engine extends AbstractAsyncEngine {
     private final TokenMechanisms.KeyKind kind;
     private final EngineWorkers workers;
     private final AtomicLong sessionFailures = new AtomicLong();
+    private final long joinMillis;
 
     private Pkcs11Engine(String name, Pkcs11EngineBuilder b, TokenAccess access, TokenAccess.OpenSession loginSession,
                          X509Certificate[] chain, TokenMechanisms.KeyKind kind, UnaryOperator<KeySigner> decorator) {
@@ -54,6 +60,7 @@ public final class Pkcs11Engine extends AbstractAsyncEngine {
         this.slotId = loginSession.slotId();
         this.chain = chain;
         this.kind = kind;
+        this.joinMillis = b.closeJoinMillis;
         this.workers = new EngineWorkers(name, name + "-worker-", b.threads, b.queueCapacity, () -> {
             TokenWorker tokenWorker = new TokenWorker(access, kind, sessionFailures);
             KeySigner decorated = decorator.apply(new KeySigner() {
@@ -162,6 +169,19 @@ public final class Pkcs11Engine extends AbstractAsyncEngine {
         return sessionFailures.get();
     }
 
+    /**
+     * True once the token refused this engine's PIN: the engine no longer logs in and every operation fails with the
+     * reason and what to do (fix the PIN file and rebuild the engine). Any thread.
+     */
+    public boolean loginRefused() {
+        return access.loginRefusal() != null;
+    }
+
+    /** The handle of the session whose login lasts as long as the engine (tests). */
+    long loginSessionHandle() {
+        return loginSession.session().getSessionHandle();
+    }
+
     /** Times the module was re-initialised after its device went away (shared by engines of the module). */
     public long moduleReinitializations() {
         return access.module().reinitializations();
@@ -175,16 +195,18 @@ public final class Pkcs11Engine extends AbstractAsyncEngine {
     /**
      * Stops the workers (an operation in progress on the token finishes first; waits up to 10 seconds), fails the
      * operations still queued, closes the sessions, logs out of the token when no other engine of this JVM is logged
-     * in to it, and releases the module. Idempotent (a CAS); any thread.
+     * in to it, and releases the module (unless a worker is still busy in the token after the wait: then the module
+     * stays loaded). Idempotent (a CAS). Blocks up to 10 seconds: call it from a thread that may block, never from an
+     * event loop (nor from one of the engine's workers).
      */
     @Override
     public void close() {
         if (!markClosed()) {
             return;
         }
-        boolean ended = workers.close(JOIN_MILLIS);
+        boolean ended = workers.close(joinMillis);
         TokenModule module = access.module();
-        if (ended && module.loggedOut(slotId)) {
+        if (module.loggedOut(slotId)) { // this engine's login stops counting even when a worker is still busy
             logoutQuietly();
         }
         module.calls().lock();
@@ -199,10 +221,18 @@ public final class Pkcs11Engine extends AbstractAsyncEngine {
         }
     }
 
+    /**
+     * Logs the token out through the login session, unless the module was re-initialised since it was opened: its
+     * handle died with the old initialisation, and the number may now be another session's (C_Logout on it would log
+     * out a session that is not this engine's); the re-initialisation ended that login anyway.
+     */
     private void logoutQuietly() {
         TokenModule module = access.module();
         module.calls().lock();
         try {
+            if (loginSession.generation() != module.generation()) {
+                return;
+            }
             loginSession.session().logout();
         } catch (org.xipki.pkcs11.wrapper.PKCS11Exception | RuntimeException e) {
             // Not logged in any more, or the token is gone: nothing to undo.

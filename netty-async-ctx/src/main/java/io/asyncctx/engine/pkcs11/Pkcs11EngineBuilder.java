@@ -39,6 +39,7 @@ public final class Pkcs11EngineBuilder {
     FdMode fdMode = FdMode.SHARED_PER_LOOP;
     String name;
     UnaryOperator<KeySigner> signerDecorator = UnaryOperator.identity();
+    long closeJoinMillis = 10_000;
 
     Pkcs11EngineBuilder() {
     }
@@ -171,6 +172,15 @@ public final class Pkcs11EngineBuilder {
     /** Test seam: wraps each worker's token signer (to hold a worker busy, for example). */
     Pkcs11EngineBuilder signerDecorator(UnaryOperator<KeySigner> decorator) {
         this.signerDecorator = Objects.requireNonNull(decorator, "decorator");
+        return this;
+    }
+
+    /** Test seam: how long {@link Pkcs11Engine#close()} waits for a busy worker (default 10 s). */
+    Pkcs11EngineBuilder closeJoinMillis(long millis) {
+        if (millis < 0) {
+            throw new IllegalArgumentException("closeJoinMillis: " + millis + " (expected >= 0)");
+        }
+        this.closeJoinMillis = millis;
         return this;
     }
 

@@ -30,6 +30,15 @@ final class TokenAccess {
     record OpenSession(Session session, long keyHandle, long generation, long slotId) {
     }
 
+    /** No token in the module's slot list matches the selection (the token was removed, or its server went away). */
+    static final class TokenAbsentException extends IllegalStateException {
+        private static final long serialVersionUID = 1L;
+
+        TokenAbsentException(String message) {
+            super(message);
+        }
+    }
+
     private final TokenModule module;
     private final String tokenLabel;
     private final String serial;
@@ -41,6 +50,7 @@ final class TokenAccess {
     private final char[] pin;
     private final AtomicInteger openSessions = new AtomicInteger();
     private final AtomicLong sessionsOpened = new AtomicLong();
+    private volatile String loginRefusal;
 
     TokenAccess(TokenModule module, String tokenLabel, String serial, String manufacturer, String model, Long slotId,
                 String keyLabel, byte[] keyId, char[] pin) {
@@ -98,7 +108,7 @@ final class TokenAccess {
             }
         }
         if (match == null) {
-            throw new IllegalStateException("no token matching " + tokenDescription() + " in PKCS#11 module "
+            throw new TokenAbsentException("no token matching " + tokenDescription() + " in PKCS#11 module "
                     + module.path() + "; tokens found: " + seen + "; fix the token label (or slot/serial), or "
                     + "initialize the token (softhsm2-util --init-token --free --label LABEL --so-pin SO_PIN --pin PIN)");
         }
@@ -112,6 +122,10 @@ final class TokenAccess {
      * @throws IllegalStateException when the token or key is not there (the message says what was found)
      */
     OpenSession open() throws PKCS11Exception {
+        String refusal = loginRefusal;
+        if (refusal != null) {
+            throw new IllegalStateException(refusal);
+        }
         long generation = module.generation();
         Slot slot = findSlot();
         Session session = slot.getToken().openSession(false);
@@ -208,6 +222,22 @@ final class TokenAccess {
             return null;
         }
         return open.session().getAttrValues(certs[0], PKCS11Constants.CKA_VALUE).value();
+    }
+
+    /**
+     * Stops every later login of this engine: the token refused the PIN ({@code CKR_PIN_INCORRECT},
+     * {@code CKR_PIN_LOCKED}, ...), and logging in again with the same PIN would only count more failed tries against
+     * it (a token locks its user PIN after a few). {@code message} says what to do; operations fail with it.
+     */
+    void refuseLogin(String message) {
+        if (loginRefusal == null) {
+            loginRefusal = message;
+        }
+    }
+
+    /** Why this engine no longer logs in, or null while it may. */
+    String loginRefusal() {
+        return loginRefusal;
     }
 
     /** Zeroes the PIN. */

@@ -209,6 +209,18 @@ final class TokenModule {
                 || code == PKCS11Constants.CKR_CRYPTOKI_NOT_INITIALIZED;
     }
 
+    /** True for the codes that say the token is no longer in its slot: a re-initialisation may find it again. */
+    static boolean isTokenGone(long code) {
+        return code == PKCS11Constants.CKR_TOKEN_NOT_PRESENT || code == PKCS11Constants.CKR_SLOT_ID_INVALID;
+    }
+
+    /** True for the codes by which the token refuses the user PIN: logging in again with it cannot succeed. */
+    static boolean isPinRefused(long code) {
+        return code == PKCS11Constants.CKR_PIN_INCORRECT || code == PKCS11Constants.CKR_PIN_LOCKED
+                || code == PKCS11Constants.CKR_PIN_EXPIRED || code == PKCS11Constants.CKR_PIN_INVALID
+                || code == PKCS11Constants.CKR_PIN_LEN_RANGE;
+    }
+
     /** The wrapper's log lines go to {@code System.Logger} at DEBUG (its INFO banner is not for operators). */
     private static final class WrapperLogger implements org.xipki.pkcs11.wrapper.Logger {
         private static final System.Logger LOG = System.getLogger("io.asyncctx.engine.pkcs11.ipkcs11wrapper");
