@@ -24,12 +24,12 @@ import javax.net.ssl.SSLHandshakeException;
  * reads lazily: nothing changes until the channel has read one TLS record's worth during the wait; from then on the
  * outbound {@code read()} calls that SslHandler makes by itself stop here (one is kept and issued when the operation
  * resumes) and autoRead, when on, is suspended until the resume. A peer that floods a paused handshake gets no more
- * than one read batch and the kernel's socket buffers into the server; a peer that waits quietly keeps one read outstanding, so that its
- * leaving is noticed at once and its job cancelled (see {@link ReadHold}). When the channel closes, or the handler is removed,
- * it tears everything down: a paused job is abandoned and the engine told, the wait fds are unregistered before they
- * are closed. With {@link OffloadConfig#handshakeStepsPerLoopTurn()} set, a read of a handshaking channel over the
- * loop's budget for the current loop iteration is kept here and passed on in a later iteration, with the user events
- * that arrived behind it ({@link KeptReads}).
+ * than one read batch and the kernel's socket buffers into the server; a peer that waits quietly keeps one read
+ * outstanding, so that its leaving is noticed at once and its job cancelled (see {@link ReadHold}). When the channel
+ * closes, or the handler is removed, it tears everything down: a paused job is abandoned and the engine told, the wait
+ * fds are unregistered before they are closed. With {@link OffloadConfig#handshakeStepsPerLoopTurn()} set, a read of a
+ * handshaking channel over the loop's budget for the current loop iteration is kept here and passed on in a later
+ * iteration, with the user events that arrived behind it ({@link KeptReads}).
  *
  * <p>Threading: not sharable; one instance per channel. All methods run on the channel's event loop; operations
  * submitted from another thread are moved there.
