@@ -7,9 +7,13 @@ import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.asyncctx.engine.AsyncEngine;
+import io.asyncctx.engine.CryptoProviders;
+import io.asyncctx.engine.JcaKeySigner;
 import io.asyncctx.engine.SignatureScheme;
 import io.asyncctx.engine.SoftwareEngine;
 import io.asyncctx.quic.QuicOffloadIntegrationTest.KeyKind;
+import io.asyncctx.testkit.FaultInjectingEngine;
 import io.netty.bootstrap.Bootstrap;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelHandler;
@@ -68,7 +72,7 @@ class QuicBindingLifecycleTest {
         serverGroup.shutdownGracefully(0, 5, TimeUnit.SECONDS).sync();
     }
 
-    private QuicAsyncSslContext context(SoftwareEngine engine) {
+    private QuicAsyncSslContext context(AsyncEngine engine) {
         return QuicAsyncSslContextBuilder.forServer(engine, cert.getCertificatePath())
                 .applicationProtocols(Http3.supportedApplicationProtocols()).build();
     }
@@ -159,14 +163,20 @@ class QuicBindingLifecycleTest {
 
     @Test
     void shouldReRunAPausedBatchAsTheExecutorsCurrentBatch() throws Exception {
-        try (SoftwareEngine engine = QuicOffloadIntegrationTest.softwareEngine(cert)) {
+        // Every operation hangs in the engine until the test completes it: each one surely pauses.
+        try (FaultInjectingEngine engine = FaultInjectingEngine.builder().hangRate(1.0)
+                .signer(new JcaKeySigner(cert.getKeyPair().getPrivate(), cert.getKeyPair().getPublic(),
+                        CryptoProviders.select(CryptoProviders.Choice.AUTO))).build()) {
             QuicAsyncSslContext ctx = context(engine);
             CompletableFuture<QuicChannel> accepted = new CompletableFuture<>();
             Channel server = server(ctx, ctx::newEngine, accepted);
             InetSocketAddress address = (InetSocketAddress) server.localAddress();
             Channel client = Http3Peers.clientChannel(clientGroup, NioDatagramChannel.class,
                     Http3Peers.clientContext(cert.getRootCertificate()), address.getPort());
-            QuicChannel quic = Http3Peers.connect(client, address).get(30, TimeUnit.SECONDS);
+            Future<QuicChannel> connect = Http3Peers.connect(client, address);
+            awaitTrue("the handshake's signature paused in the engine", () -> engine.inFlight() == 1);
+            assertEquals(1, engine.completeHung());
+            QuicChannel quic = connect.get(30, TimeUnit.SECONDS);
             QuicChannel serverSide = accepted.get(30, TimeUnit.SECONDS);
             EventLoop loop = serverSide.eventLoop();
 
@@ -188,7 +198,13 @@ class QuicBindingLifecycleTest {
                 }
             };
             loop.execute(() -> ctx.redriveExecutor().execute(batch[0]));
-            assertTrue(reRun.await(30, TimeUnit.SECONDS), "the batch ran again after the signature completed");
+            awaitTrue("the batch's signature paused in the engine", () -> signature.get() != null
+                    && engine.inFlight() == 1);
+            assertFalse(signature.get().isDone(), "paused");
+            assertEquals(1, engine.completeHung());
+            assertTrue(reRun.await(30, TimeUnit.SECONDS), () -> "the batch ran again after the signature completed: "
+                    + runs.get() + " runs, signature " + signature.get() + " cause " + (signature.get() == null ? null
+                    : signature.get().cause()));
             assertEquals(2, runs.get());
             assertSame(batch[0], currentInReRun.get(), "a key operation made by the re-run could pause too");
             Future<byte[]> done = signature.get();
