@@ -6,6 +6,10 @@ import io.asyncctx.engine.JcaKeySigner;
 import io.asyncctx.engine.KeySigner;
 import io.asyncctx.engine.PendingOperation;
 import io.asyncctx.engine.SoftwareEngine;
+import io.netty.handler.ssl.SslContext;
+import io.netty.handler.ssl.SslContextBuilder;
+import io.netty.handler.ssl.SslProvider;
+import io.netty.handler.ssl.util.InsecureTrustManagerFactory;
 import io.netty.pkitesting.CertificateBuilder;
 import io.netty.pkitesting.X509Bundle;
 
@@ -26,6 +30,7 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
+import javax.net.ssl.SSLException;
 
 /**
  * Certificates, engines and TLS peers for the integration tests.
@@ -57,6 +62,12 @@ final class TlsFixtures {
             default -> throw new IllegalArgumentException(kind.toString());
         }
         return b.buildSelfSigned();
+    }
+
+    /** A stock Netty TLS 1.3 client (BoringSSL) that trusts any server certificate: the tests' peer. Release it. */
+    static SslContext insecureTls13Client() throws SSLException {
+        return SslContextBuilder.forClient().sslProvider(SslProvider.OPENSSL)
+                .trustManager(InsecureTrustManagerFactory.INSTANCE).protocols("TLSv1.3").build();
     }
 
     static SoftwareEngine softwareEngine(X509Bundle cert) {

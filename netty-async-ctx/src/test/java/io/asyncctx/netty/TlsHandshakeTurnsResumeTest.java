@@ -26,8 +26,6 @@ import io.netty.channel.socket.SocketChannel;
 import io.netty.handler.ssl.SslContext;
 import io.netty.handler.ssl.SslContextBuilder;
 import io.netty.handler.ssl.SslHandler;
-import io.netty.handler.ssl.SslProvider;
-import io.netty.handler.ssl.util.InsecureTrustManagerFactory;
 import io.netty.pkitesting.X509Bundle;
 
 import java.time.Duration;
@@ -61,8 +59,7 @@ class TlsHandshakeTurnsResumeTest {
     @EnumSource(value = FdMode.class, names = {"PER_CTX", "SHARED_PER_LOOP"})
     void shouldDeferWaitFdResumesOverTheBudgetWithoutSpuriousWakeUps(FdMode fdMode) throws Exception {
         X509Bundle cert = TlsFixtures.certificate(KeyKind.EC_P256);
-        SslContext client = SslContextBuilder.forClient().sslProvider(SslProvider.OPENSSL)
-                .trustManager(InsecureTrustManagerFactory.INSTANCE).protocols("TLSv1.3").build();
+        SslContext client = TlsFixtures.insecureTls13Client();
         SimpleMeterRegistry meters = new SimpleMeterRegistry();
         EventLoopGroup serverGroup = new MultiThreadIoEventLoopGroup(1, EpollIoHandler.newFactory());
         EventLoopGroup clientGroup = new MultiThreadIoEventLoopGroup(1, EpollIoHandler.newFactory());

@@ -28,8 +28,6 @@ import io.netty.channel.socket.SocketChannel;
 import io.netty.handler.ssl.SslContext;
 import io.netty.handler.ssl.SslContextBuilder;
 import io.netty.handler.ssl.SslHandler;
-import io.netty.handler.ssl.SslProvider;
-import io.netty.handler.ssl.util.InsecureTrustManagerFactory;
 import io.netty.pkitesting.X509Bundle;
 
 import java.net.InetSocketAddress;
@@ -88,8 +86,7 @@ class TlsHandshakeTurnsTest {
     void start() throws Exception {
         serverGroup = new MultiThreadIoEventLoopGroup(1, EpollIoHandler.newFactory());
         clientGroup = new MultiThreadIoEventLoopGroup(2, EpollIoHandler.newFactory());
-        client = SslContextBuilder.forClient().sslProvider(SslProvider.OPENSSL)
-                .trustManager(InsecureTrustManagerFactory.INSTANCE).protocols("TLSv1.3").build();
+        client = TlsFixtures.insecureTls13Client();
         engine = SimulatedAcceleratorEngine.builder().name("sim-20ms").latency(Duration.ofMillis(20)).ringSize(1024)
                 .fdMode(FdMode.SHARED_PER_LOOP)
                 .signer(JcaKeySigner.withJdkFallback(cert.getKeyPair().getPrivate(), cert.getKeyPair().getPublic(),

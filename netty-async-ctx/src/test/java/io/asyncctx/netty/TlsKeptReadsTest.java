@@ -31,8 +31,6 @@ import io.netty.handler.ssl.SslContext;
 import io.netty.handler.ssl.SslContextBuilder;
 import io.netty.handler.ssl.SslHandler;
 import io.netty.handler.ssl.SslHandshakeCompletionEvent;
-import io.netty.handler.ssl.SslProvider;
-import io.netty.handler.ssl.util.InsecureTrustManagerFactory;
 import io.netty.pkitesting.X509Bundle;
 
 import java.time.Duration;
@@ -86,8 +84,7 @@ class TlsKeptReadsTest {
     void start() throws Exception {
         serverGroup = new MultiThreadIoEventLoopGroup(1, EpollIoHandler.newFactory());
         clientGroup = new MultiThreadIoEventLoopGroup(1, EpollIoHandler.newFactory());
-        client = SslContextBuilder.forClient().sslProvider(SslProvider.OPENSSL)
-                .trustManager(InsecureTrustManagerFactory.INSTANCE).protocols("TLSv1.3").build();
+        client = TlsFixtures.insecureTls13Client();
         engine = FaultInjectingEngine.builder().name("kept-reads").latency(Duration.ofMillis(1))
                 .fdMode(FdMode.SHARED_PER_LOOP)
                 .signer(new JcaKeySigner(cert.getKeyPair().getPrivate(), cert.getKeyPair().getPublic(), null)).build();

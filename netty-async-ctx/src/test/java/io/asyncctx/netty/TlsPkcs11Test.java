@@ -19,8 +19,6 @@ import io.netty.channel.socket.SocketChannel;
 import io.netty.handler.ssl.SslContext;
 import io.netty.handler.ssl.SslContextBuilder;
 import io.netty.handler.ssl.SslHandler;
-import io.netty.handler.ssl.SslProvider;
-import io.netty.handler.ssl.util.InsecureTrustManagerFactory;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -181,8 +179,7 @@ class TlsPkcs11Test {
     void shouldServeConcurrentNettyClientsWithMoreHandshakesThanTokenWorkers() throws Exception {
         int n = 20;
         AsyncSslContext ctx = context(Key.EC, OffloadConfig.Notify.FD, "TLSv1.3");
-        SslContext client = SslContextBuilder.forClient().sslProvider(SslProvider.OPENSSL)
-                .trustManager(InsecureTrustManagerFactory.INSTANCE).protocols("TLSv1.3").build();
+        SslContext client = TlsFixtures.insecureTls13Client();
         EventLoopGroup clientGroup = new MultiThreadIoEventLoopGroup(1, EpollIoHandler.newFactory());
         long tokenBefore = ecEngine.completedOperations();
         try (TlsTestServer server = new TlsTestServer(Transport.EPOLL, 1, ctx)) {

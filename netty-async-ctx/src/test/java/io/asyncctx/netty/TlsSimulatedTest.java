@@ -27,7 +27,6 @@ import io.netty.handler.ssl.SslContext;
 import io.netty.handler.ssl.SslContextBuilder;
 import io.netty.handler.ssl.SslHandler;
 import io.netty.handler.ssl.SslProvider;
-import io.netty.handler.ssl.util.InsecureTrustManagerFactory;
 import io.netty.pkitesting.X509Bundle;
 import io.netty.util.concurrent.Future;
 
@@ -83,8 +82,7 @@ class TlsSimulatedTest {
     @BeforeEach
     void startClients() throws Exception {
         clientGroup = new MultiThreadIoEventLoopGroup(2, EpollIoHandler.newFactory());
-        client = SslContextBuilder.forClient().sslProvider(SslProvider.OPENSSL)
-                .trustManager(InsecureTrustManagerFactory.INSTANCE).protocols("TLSv1.3").build();
+        client = TlsFixtures.insecureTls13Client();
     }
 
     @AfterEach
