@@ -16,7 +16,7 @@ import java.util.concurrent.TimeUnit;
  * fill, so the count stops growing at a few MB; one that does not takes hundreds of MB.
  *
  * <p>Threading: the methods are static and stateless; each uses only the socket it is given, from the calling thread
- * (a test's thread, never an event loop: {@link #flood} paces itself with short sleeps while the socket is full).
+ * (a test's thread, never an event loop: {@link #flood} blocks in a selector while the socket is full).
  */
 public final class FloodingPeer {
 
@@ -54,23 +54,30 @@ public final class FloodingPeer {
         long total = 0;
         long start = System.nanoTime();
         long lastProgress = start;
-        while (total < maxBytes && System.nanoTime() - start < maxTime.toNanos()) {
-            if (!chunk.hasRemaining() || chunk.position() == 0) {
-                chunk.clear();
-                while (chunk.remaining() >= record.length) {
-                    chunk.put(record);
+        try (Selector writable = Selector.open()) {
+            ch.register(writable, SelectionKey.OP_WRITE);
+            while (total < maxBytes && System.nanoTime() - start < maxTime.toNanos()) {
+                if (!chunk.hasRemaining() || chunk.position() == 0) {
+                    chunk.clear();
+                    while (chunk.remaining() >= record.length) {
+                        chunk.put(record);
+                    }
+                    chunk.flip();
                 }
-                chunk.flip();
-            }
-            int n = ch.write(chunk);
-            long now = System.nanoTime();
-            if (n > 0) {
-                total += n;
-                lastProgress = now;
-            } else if (now - lastProgress > stall.toNanos()) {
-                break;
-            } else {
-                Thread.sleep(1); // the socket is full: give the server's reads (if any) a moment
+                int n = ch.write(chunk);
+                long now = System.nanoTime();
+                if (n > 0) {
+                    total += n;
+                    lastProgress = now;
+                } else if (now - lastProgress > stall.toNanos()) {
+                    break;
+                } else {
+                    // The socket is full: wait until it takes more (the server read) or the stall window ends.
+                    long waitNanos = Math.min(stall.toNanos() - (now - lastProgress),
+                            maxTime.toNanos() - (now - start));
+                    writable.select(Math.max(1, TimeUnit.NANOSECONDS.toMillis(waitNanos)));
+                    writable.selectedKeys().clear();
+                }
             }
         }
         return total;

@@ -119,7 +119,7 @@ final class HandshakeTurns {
             try {
                 loop.executeAfterEventLoopIteration(endOfTurn);
             } catch (RejectedExecutionException e) {
-                tailQueued = false; // shutting down: the channels close and drop what they kept
+                tailQueued = false; // when shutting down, the channels close and drop what they kept
                 if (!loop.isShuttingDown()) {
                     // The tail-task queue is full (a bounded queue): end the turn with an ordinary task instead.
                     try {

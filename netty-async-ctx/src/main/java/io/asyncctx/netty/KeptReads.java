@@ -121,7 +121,7 @@ final class KeptReads {
     void releaseAll() {
         done = true;
         for (Object m; (m = kept.poll()) != null; ) {
-            ReferenceCountUtil.release(m instanceof KeptEvent e ? e.event() : m);
+            ReferenceCountUtil.release(payload(m));
         }
         keptBytes = 0;
     }
@@ -160,6 +160,11 @@ final class KeptReads {
         return true;
     }
 
+    /** What a deque entry holds: the message itself, or the user event a {@link KeptEvent} wraps. */
+    private static Object payload(Object entry) {
+        return entry instanceof KeptEvent e ? e.event() : entry;
+    }
+
     private void passOn() {
         if (kept.isEmpty()) {
             return;
@@ -175,7 +180,7 @@ final class KeptReads {
         boolean readsToComplete = false;
         for (Object m; (m = kept.poll()) != null; ) {
             if (!ctx.channel().isRegistered()) {
-                ReferenceCountUtil.release(m instanceof KeptEvent e ? e.event() : m);
+                ReferenceCountUtil.release(payload(m));
             } else if (m instanceof KeptEvent e) {
                 if (readsToComplete) {
                     readsToComplete = false;

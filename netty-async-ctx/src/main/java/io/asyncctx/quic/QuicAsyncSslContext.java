@@ -3,6 +3,7 @@ package io.asyncctx.quic;
 import io.asyncctx.engine.AsyncEngine;
 import io.asyncctx.engine.SignatureScheme;
 import io.asyncctx.netty.OffloadConfig;
+import io.netty.channel.Channel;
 import io.netty.handler.codec.quic.QuicChannel;
 import io.netty.handler.codec.quic.QuicCodecBuilder;
 import io.netty.handler.codec.quic.QuicServerCodecBuilder;
@@ -11,6 +12,7 @@ import io.netty.handler.codec.quic.QuicSslEngine;
 
 import java.util.Objects;
 import java.util.Set;
+import java.util.concurrent.RejectedExecutionException;
 
 /**
  * A QUIC TLS context whose private-key operations are offloaded to an {@link AsyncEngine}: made by
@@ -85,11 +87,18 @@ public final class QuicAsyncSslContext {
             binding.close();
         };
         channel.closeFuture().addListener(f -> release.run());
-        channel.parent().eventLoop().execute(() -> {
-            if (!channel.isOpen()) {
-                release.run(); // abandoned by the codec (closeForcibly): the close future never completes
+        Channel parent = channel.parent();
+        if (parent != null) {
+            try {
+                parent.eventLoop().execute(() -> {
+                    if (!channel.isOpen()) {
+                        release.run(); // abandoned by the codec (closeForcibly): the close future never completes
+                    }
+                });
+            } catch (RejectedExecutionException e) {
+                release.run(); // the loop is shutting down: no handshake of this channel will run
             }
-        });
+        }
         return sslEngine;
     }
 
