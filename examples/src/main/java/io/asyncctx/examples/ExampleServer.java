@@ -190,7 +190,7 @@ public final class ExampleServer implements AutoCloseable {
                 settings.applyTo(b);
                 async = b.build();
                 AsyncSslContext ctx = async;
-                tls = ctx::newHandler;
+                tls = ch -> ctx.newHandler(ch.alloc());
             }
             case INLINE -> {
                 if (key == null) {

@@ -1,6 +1,5 @@
 package io.asyncctx.examples;
 
-import io.asyncctx.netty.AsyncOffloadHandler;
 import io.asyncctx.netty.AsyncSslContextBuilder;
 import io.netty.channel.ChannelHandler;
 import io.netty.channel.socket.SocketChannel;
@@ -118,7 +117,7 @@ public record TlsSettings(List<String> protocols, List<String> ciphers, List<Str
         }
         return ch -> {
             ChannelHandler h = tls.apply(ch);
-            SSLEngine engine = h instanceof AsyncOffloadHandler a ? a.sslHandler().engine() : ((SslHandler) h).engine();
+            SSLEngine engine = ((SslHandler) h).engine();
             SSL.clearOptions(((ReferenceCountedOpenSslEngine) engine).sslPointer(), SSL.SSL_OP_CIPHER_SERVER_PREFERENCE);
             return h;
         };

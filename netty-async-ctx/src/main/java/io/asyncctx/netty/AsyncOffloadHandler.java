@@ -17,8 +17,9 @@ import java.security.GeneralSecurityException;
 import javax.net.ssl.SSLHandshakeException;
 
 /**
- * Binds one channel to an {@link AsyncSslContext}: when added to the pipeline it puts the context's
- * {@link SslHandler} right after itself, and it owns the connection's offload state (its
+ * Binds one channel to an {@link AsyncSslContext}: the companion that the context's {@link SslHandler} puts right
+ * before itself when it is added to a pipeline (or that puts the SslHandler right after itself when added first), and
+ * it owns the connection's offload state (its
  * {@link io.asyncctx.AsyncWaitCtx}, opened at the first private-key operation on the channel's event loop). While an
  * operation waits (paused in its engine, queued for a free job, or backing off after EAGAIN) it holds the channel's
  * reads lazily: nothing changes until the channel has read one TLS record's worth during the wait; from then on the
@@ -34,7 +35,7 @@ import javax.net.ssl.SSLHandshakeException;
  * <p>Threading: not sharable; one instance per channel. All methods run on the channel's event loop; operations
  * submitted from another thread are moved there.
  */
-public final class AsyncOffloadHandler extends ChannelDuplexHandler {
+final class AsyncOffloadHandler extends ChannelDuplexHandler {
 
     private final AsyncSslContext context;
     private final SslHandler sslHandler;
@@ -42,6 +43,8 @@ public final class AsyncOffloadHandler extends ChannelDuplexHandler {
     private EventLoop loop;
     private AsyncOffloadConnection connection;
     private boolean closed;
+    /** True once bound to the context's key method (async path on an IoEventLoop). */
+    private boolean bound;
     private ChannelHandlerContext ctx;
     private ReadHold readHold;
     /** Reads kept over the loop's handshake budget; null when the budget is off. */
@@ -58,12 +61,12 @@ public final class AsyncOffloadHandler extends ChannelDuplexHandler {
     }
 
     /** The SslHandler this handler manages (the channel's TLS). */
-    public SslHandler sslHandler() {
+    SslHandler sslHandler() {
         return sslHandler;
     }
 
     /** The connection's offload state, or null before its first private-key operation. Event loop only. */
-    public AsyncOffloadConnection connection() {
+    AsyncOffloadConnection connection() {
         return connection;
     }
 
@@ -73,26 +76,35 @@ public final class AsyncOffloadHandler extends ChannelDuplexHandler {
         channel = ctx.channel();
         loop = channel.eventLoop();
         readHold = new ReadHold(channel);
-        if (context.isAsync() && !(loop instanceof IoEventLoop)) {
-            throw new IllegalStateException("the channel's event loop " + loop.getClass().getName() + " is not an "
-                    + "IoEventLoop; create the group with new MultiThreadIoEventLoopGroup(n, "
+        if (ctx.pipeline().context(sslHandler) == null) {
+            ctx.pipeline().addAfter(ctx.name(), null, sslHandler);
+        }
+        if (!context.isAsync()) {
+            return;
+        }
+        if (!(loop instanceof IoEventLoop)) {
+            // Not bound: the key method offloads this engine's operations unbound (no read hold), as for an engine
+            // wrapped in a handler of the caller's own. Said once per context.
+            context.method().noteOnce("loop:" + loop.getClass().getName(), System.Logger.Level.WARNING,
+                    "channels on event loop " + loop.getClass().getName() + " (not an IoEventLoop) cannot bind "
+                    + "their offload state: their handshakes are offloaded unbound, without the read hold while an "
+                    + "operation waits; create the group with new MultiThreadIoEventLoopGroup(n, "
                     + "EpollIoHandler.newFactory()) (or IoUringIoHandler, NioIoHandler)");
+            return;
         }
-        ctx.pipeline().addAfter(ctx.name(), null, sslHandler);
-        if (context.isAsync()) {
-            int steps = context.config().handshakeStepsPerLoopTurn();
-            HandshakeTurns turns = steps > 0 ? LoopState.of((IoEventLoop) loop).turns : null;
-            if (turns != null) {
-                keptReads = new KeptReads(ctx, turns, steps, () -> !sslHandler.handshakeFuture().isDone(), readHold);
+        int steps = context.config().handshakeStepsPerLoopTurn();
+        HandshakeTurns turns = steps > 0 ? LoopState.of((IoEventLoop) loop).turns : null;
+        if (turns != null) {
+            keptReads = new KeptReads(ctx, turns, steps, () -> !sslHandler.handshakeFuture().isDone(), readHold);
+        }
+        context.method().bind(sslHandler.engine(), this);
+        bound = true;
+        channel.closeFuture().addListener(f -> teardown());
+        sslHandler.handshakeFuture().addListener(f -> {
+            if (!f.isSuccess() && operationFailure != null) {
+                explain(f.cause(), operationFailure);
             }
-            context.method().bind(sslHandler.engine(), this);
-            channel.closeFuture().addListener(f -> teardown());
-            sslHandler.handshakeFuture().addListener(f -> {
-                if (!f.isSuccess() && operationFailure != null) {
-                    explain(f.cause(), operationFailure);
-                }
-            });
-        }
+        });
     }
 
     @Override
@@ -138,6 +150,9 @@ public final class AsyncOffloadHandler extends ChannelDuplexHandler {
             // Netty's key method only expects a future: turn a refusal into a failed handshake with our reason.
             SSLHandshakeException failure = new SSLHandshakeException("cannot offload the private-key operation: "
                     + e.getMessage());
+            context.method().noteOnce("submit:" + e.getClass().getName(), System.Logger.Level.WARNING,
+                    "handshakes fail: cannot offload the private-key operation to engine '" + context.engine().name()
+                    + "': " + e);
             failure.initCause(e);
             return failed(failure);
         }
@@ -292,7 +307,7 @@ public final class AsyncOffloadHandler extends ChannelDuplexHandler {
         if (keptReads != null) {
             keptReads.releaseAll();
         }
-        if (context.isAsync()) {
+        if (bound) {
             context.method().unbind(sslHandler.engine());
         }
         if (connection != null) {

@@ -5,8 +5,11 @@ import io.asyncctx.engine.KeyOperation;
 import io.asyncctx.engine.SignatureScheme;
 import io.netty.handler.ssl.OpenSslAsyncPrivateKeyMethod;
 import io.netty.util.concurrent.Future;
+import io.netty.util.concurrent.FutureListener;
 import io.netty.util.concurrent.ImmediateEventExecutor;
 
+import java.security.GeneralSecurityException;
+import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.LongAdder;
 import javax.net.ssl.SSLEngine;
@@ -15,24 +18,38 @@ import javax.net.ssl.SSLHandshakeException;
 /**
  * Netty's async private-key method for one {@link AsyncSslContext}: finds the channel of the {@link SSLEngine} that
  * BoringSSL asks for a signature or decryption and hands the operation to that channel's
- * {@link AsyncOffloadHandler}, which runs it as an {@link io.asyncctx.AsyncJob}.
+ * {@link AsyncOffloadHandler}, which runs it as an {@link io.asyncctx.AsyncJob}. An engine that no channel has bound
+ * (made by {@code newEngine} and wrapped in a handler of the caller's own) is offloaded through
+ * {@link DetachedOffload}. It also counts the operations in flight and says once per reason, in the log, why
+ * handshakes of its context cannot offload.
  *
- * <p>Threading: {@link #sign} and {@link #decrypt} are called by tcnative on the channel's event loop (SslHandler runs
- * BoringSSL's tasks there); {@link #bind}/{@link #unbind} on the event loops of the channels; the map is concurrent
- * because several loops share one context.
+ * <p>Threading: {@link #sign} and {@link #decrypt} are called by tcnative on the thread that runs BoringSSL's tasks
+ * (the channel's event loop with the default handler executor); {@link #bind}/{@link #unbind} on the event loops of
+ * the channels; the maps and counters are concurrent because several loops share one context.
  */
 final class AsyncPrivateKeyMethodAdapter implements OpenSslAsyncPrivateKeyMethod {
 
+    private static final System.Logger LOG = System.getLogger(AsyncSslContext.class.getName());
+
     private final AsyncEngine engine;
     private final OffloadConfig config;
+    private final OffloadConfig detachedConfig;
     private final ConcurrentHashMap<SSLEngine, AsyncOffloadHandler> bindings = new ConcurrentHashMap<>();
+    private final Set<String> noted = ConcurrentHashMap.newKeySet();
     private final InlinePolicy.Decision inline;
     private final LongAdder operations = new LongAdder();
+    private final LongAdder detachedOperations = new LongAdder();
     private final LongAdder inlineOperations = new LongAdder();
+    private final LongAdder inFlight = new LongAdder();
+    private final Runnable operationEnded = inFlight::decrement;
+    private final FutureListener<byte[]> onOperationEnded = f -> inFlight.decrement();
 
     AsyncPrivateKeyMethodAdapter(AsyncEngine engine, OffloadConfig config, InlinePolicy.Decision inline) {
         this.engine = engine;
         this.config = config;
+        // The detached loop is NIO (callback notification) and has no handshake budget of its own to keep.
+        this.detachedConfig = config.toBuilder().notify(OffloadConfig.Notify.CALLBACK).handshakeStepsPerLoopTurn(0)
+                .build();
         this.inline = inline;
     }
 
@@ -42,6 +59,14 @@ final class AsyncPrivateKeyMethodAdapter implements OpenSslAsyncPrivateKeyMethod
 
     long inlineOperations() {
         return inlineOperations.sum();
+    }
+
+    long detachedOperations() {
+        return detachedOperations.sum();
+    }
+
+    long inFlight() {
+        return inFlight.sum();
     }
 
     AsyncEngine engine() {
@@ -68,41 +93,63 @@ final class AsyncPrivateKeyMethodAdapter implements OpenSslAsyncPrivateKeyMethod
         return operations.sum();
     }
 
+    /**
+     * Logs {@code message} once for this context and {@code reason} (the first time only: a reason that holds for
+     * every connection must not write a line per connection). Any thread.
+     */
+    void noteOnce(String reason, System.Logger.Level level, String message) {
+        if (noted.add(reason)) {
+            LOG.log(level, "AsyncSslContext (engine '" + engine.name() + "'): " + message
+                    + " [said once per context]");
+        }
+    }
+
     @Override
     public Future<byte[]> sign(SSLEngine sslEngine, int signatureAlgorithm, byte[] input) {
         AsyncOffloadHandler handler = bindings.get(sslEngine);
-        if (handler == null) {
-            return unbound();
-        }
         SignatureScheme scheme;
         try {
             scheme = SignatureScheme.ofCodePoint(signatureAlgorithm);
         } catch (IllegalArgumentException e) {
-            return handler.failed(new SSLHandshakeException(e.getMessage()));
+            noteOnce("scheme:" + signatureAlgorithm, System.Logger.Level.WARNING, "a handshake asked for "
+                    + e.getMessage() + "; it fails (restrict the signature algorithms the context offers)");
+            SSLHandshakeException failure = new SSLHandshakeException(e.getMessage());
+            return handler == null ? ImmediateEventExecutor.INSTANCE.newFailedFuture(failure)
+                    : handler.failed(failure);
         }
         KeyOperation op = KeyOperation.sign(scheme, input);
         if (inline.isInline(scheme)) {
             inlineOperations.increment();
+            if (handler == null) {
+                return performInline(op);
+            }
             return handler.performInline(inline.signer(), op);
         }
-        operations.increment();
-        return handler.submit(op);
+        return offload(sslEngine, handler, op);
     }
 
     @Override
     public Future<byte[]> decrypt(SSLEngine sslEngine, byte[] input) {
-        AsyncOffloadHandler handler = bindings.get(sslEngine);
-        if (handler == null) {
-            return unbound();
-        }
-        operations.increment();
-        return handler.submit(KeyOperation.decrypt(input));
+        return offload(sslEngine, bindings.get(sslEngine), KeyOperation.decrypt(input));
     }
 
-    private static Future<byte[]> unbound() {
-        return ImmediateEventExecutor.INSTANCE.newFailedFuture(new SSLHandshakeException("this SSLEngine has no "
-                + "AsyncOffloadHandler: either its channel's handler was removed or closed during the handshake, or "
-                + "the SslHandler was made with sslContext().newHandler(...) instead of "
-                + "AsyncSslContext.newHandler(channel)"));
+    private Future<byte[]> offload(SSLEngine sslEngine, AsyncOffloadHandler handler, KeyOperation op) {
+        operations.increment();
+        inFlight.increment();
+        if (handler == null) {
+            detachedOperations.increment();
+            return DetachedOffload.run(engine, detachedConfig, op, sslEngine, operationEnded);
+        }
+        Future<byte[]> f = handler.submit(op);
+        f.addListener(onOperationEnded);
+        return f;
+    }
+
+    private Future<byte[]> performInline(KeyOperation op) {
+        try {
+            return ImmediateEventExecutor.INSTANCE.newSucceededFuture(inline.signer().perform(op));
+        } catch (GeneralSecurityException | RuntimeException e) {
+            return ImmediateEventExecutor.INSTANCE.newFailedFuture(e);
+        }
     }
 }

@@ -1,62 +1,158 @@
 package io.asyncctx.netty;
 
 import io.asyncctx.engine.AsyncEngine;
+import io.asyncctx.engine.SignatureScheme;
+import io.netty.buffer.ByteBufAllocator;
 import io.netty.channel.Channel;
+import io.netty.handler.ssl.ApplicationProtocolNegotiator;
 import io.netty.handler.ssl.SslContext;
 import io.netty.handler.ssl.SslHandler;
+import io.netty.util.concurrent.ImmediateExecutor;
 
+import java.util.List;
 import java.util.Objects;
+import java.util.Set;
+import java.util.concurrent.Executor;
+import javax.net.ssl.SSLEngine;
+import javax.net.ssl.SSLSessionContext;
 
 /**
- * A TLS context whose private-key operations are offloaded to an {@link AsyncEngine}: made by
- * {@link AsyncSslContextBuilder}, used through {@link #newHandler(Channel)}, one line in a channel initializer:
- * <pre>{@code ch.pipeline().addLast(asyncSslContext.newHandler(ch));}</pre>
+ * A Netty {@link SslContext} whose private-key operations are offloaded to an {@link AsyncEngine}: made by
+ * {@link AsyncSslContextBuilder}, used wherever Netty takes an {@code SslContext}. In a pipeline of your own it is the
+ * usual line:
+ * <pre>{@code ch.pipeline().addLast(asyncSslContext.newHandler(ch.alloc()));}</pre>
+ * and a framework that builds its own pipeline (Reactor Netty's {@code HttpServer.secure}, gRPC-Java's
+ * {@code NettyServerBuilder.sslContext}, Vert.x, Netty's {@code SniHandler}) is handed the context itself.
  *
- * <p>Threading: thread-safe and shared by all channels of a server; {@link #newHandler} is called on the channel's
- * event loop (in {@code initChannel}).
+ * <p><b>Two paths.</b> Every {@code newHandler(...)} returns an {@link SslHandler} that binds the connection's offload
+ * state to its channel when it is added to a pipeline: its key operations run as {@link io.asyncctx.AsyncJob}s resumed
+ * on the channel's event loop through wait fds or callbacks, reads are held while an operation waits, and the
+ * deadline, cancel-on-close, inline policy, metrics and JFR events apply (the handler puts a small companion handler
+ * right before itself for the read and flush hold; see {@link AsyncOffloadHandler}). An {@link SSLEngine} made with
+ * {@link #newEngine} and wrapped in an {@code SslHandler} of the caller's own (gRPC-Java does this) has no channel to
+ * bind: its key operations are still offloaded, to the same engine with the same deadline, retries and fallback, and
+ * the handshake resumes through Netty's delegated-task path ({@code SslHandler} moves the resume back to the
+ * channel's loop); what this path lacks is the per-channel read hold while the operation waits. Operations that the
+ * {@link InlinePolicy} keeps inline run inline on both paths. {@link #detachedOperations()} counts the second path.
+ *
+ * <p>Threading: thread-safe and shared by all channels of a server; {@code newHandler} and {@code newEngine} may be
+ * called from any thread (frameworks call them on the channel's event loop). The counters may be read from any thread.
  */
-public final class AsyncSslContext {
+public final class AsyncSslContext extends SslContext {
 
-    private final SslContext sslContext;
+    private final SslContext keyless;
     private final AsyncEngine engine;
     private final OffloadConfig config;
     private final AsyncPrivateKeyMethodAdapter method;
-    private final boolean server;
 
-    AsyncSslContext(SslContext sslContext, AsyncEngine engine, OffloadConfig config,
-                    AsyncPrivateKeyMethodAdapter method, boolean server) {
-        this.sslContext = sslContext;
+    AsyncSslContext(SslContext keyless, AsyncEngine engine, OffloadConfig config,
+                    AsyncPrivateKeyMethodAdapter method) {
+        this.keyless = keyless;
         this.engine = engine;
         this.config = config;
         this.method = method;
-        this.server = server;
+    }
+
+    // ---- SslContext ----
+
+    @Override
+    public boolean isClient() {
+        return keyless.isClient();
+    }
+
+    @Override
+    public List<String> cipherSuites() {
+        return keyless.cipherSuites();
+    }
+
+    @Override
+    public long sessionCacheSize() {
+        return keyless.sessionCacheSize();
+    }
+
+    @Override
+    public long sessionTimeout() {
+        return keyless.sessionTimeout();
+    }
+
+    @Override
+    public ApplicationProtocolNegotiator applicationProtocolNegotiator() {
+        return keyless.applicationProtocolNegotiator();
+    }
+
+    @Override
+    public SSLSessionContext sessionContext() {
+        return keyless.sessionContext();
     }
 
     /**
-     * A handler for a server channel (or a client channel without peer host): add it to the pipeline; it puts the
-     * {@link SslHandler} right after itself and binds the connection's offload state to it.
+     * A new engine of this context. Wrapped in this context's own handler ({@code newHandler}) it is bound to its
+     * channel; wrapped in an {@code SslHandler} of the caller's own its key operations are offloaded unbound (see the
+     * class javadoc). Release it as any OpenSSL engine (an {@code SslHandler} in a pipeline does).
      */
-    public AsyncOffloadHandler newHandler(Channel channel) {
-        Objects.requireNonNull(channel, "channel");
-        SslHandler ssl = method == null ? sslContext.newHandler(channel.alloc(), engine.taskExecutor())
-                : sslContext.newHandler(channel.alloc());
-        return new AsyncOffloadHandler(this, ssl);
+    @Override
+    public SSLEngine newEngine(ByteBufAllocator alloc) {
+        return keyless.newEngine(alloc);
     }
 
-    /** A handler for a client channel that connects to {@code peerHost:peerPort} (SNI and host name checks). */
-    public AsyncOffloadHandler newHandler(Channel channel, String peerHost, int peerPort) {
-        Objects.requireNonNull(channel, "channel");
-        Objects.requireNonNull(peerHost, "peerHost");
-        SslHandler ssl = method == null
-                ? sslContext.newHandler(channel.alloc(), peerHost, peerPort, engine.taskExecutor())
-                : sslContext.newHandler(channel.alloc(), peerHost, peerPort);
-        return new AsyncOffloadHandler(this, ssl);
+    @Override
+    public SSLEngine newEngine(ByteBufAllocator alloc, String peerHost, int peerPort) {
+        return keyless.newEngine(alloc, peerHost, peerPort);
     }
 
-    /** The underlying Netty context (keyless on the BoringSSL path). Use {@link #newHandler} for channels. */
-    public SslContext sslContext() {
-        return sslContext;
+    @Override
+    protected SslHandler newHandler(ByteBufAllocator alloc, boolean startTls) {
+        return newHandler(alloc, startTls, ImmediateExecutor.INSTANCE);
     }
+
+    @Override
+    protected SslHandler newHandler(ByteBufAllocator alloc, boolean startTls, Executor executor) {
+        Objects.requireNonNull(alloc, "alloc");
+        return wrap(keyless.newEngine(alloc), startTls, executor);
+    }
+
+    @Override
+    protected SslHandler newHandler(ByteBufAllocator alloc, String peerHost, int peerPort, boolean startTls) {
+        return newHandler(alloc, peerHost, peerPort, startTls, ImmediateExecutor.INSTANCE);
+    }
+
+    @Override
+    protected SslHandler newHandler(ByteBufAllocator alloc, String peerHost, int peerPort, boolean startTls,
+                                    Executor executor) {
+        Objects.requireNonNull(alloc, "alloc");
+        return wrap(keyless.newEngine(alloc, peerHost, peerPort), startTls, executor);
+    }
+
+    private SslHandler wrap(SSLEngine sslEngine, boolean startTls, Executor executor) {
+        Objects.requireNonNull(executor, "executor");
+        if (method == null) {
+            // The JDK's engine signs inside its delegated tasks: run them on the engine's threads unless the caller
+            // chose an executor of its own.
+            Executor tasks = executor == ImmediateExecutor.INSTANCE ? engine.taskExecutor() : executor;
+            return new SslHandler(sslEngine, startTls, tasks);
+        }
+        return new OffloadingSslHandler(this, sslEngine, startTls, executor);
+    }
+
+    /**
+     * The pipeline handler of a channel's offload, for code that needs the connection's offload state (tests,
+     * probes): adding it adds the {@link SslHandler} right after it. Event loop of the channel.
+     */
+    AsyncOffloadHandler newOffloadHandler(Channel channel) {
+        Objects.requireNonNull(channel, "channel");
+        SslHandler ssl = newHandler(channel.alloc());
+        if (!(ssl instanceof OffloadingSslHandler o)) {
+            throw new IllegalStateException("the JDK provider path has no offload handler");
+        }
+        return o.offload();
+    }
+
+    /** The offload handler of {@code ssl} if it is one of this library's handlers, else null. */
+    static AsyncOffloadHandler offloadHandlerOf(SslHandler ssl) {
+        return ssl instanceof OffloadingSslHandler o ? o.offload() : null;
+    }
+
+    // ---- offload ----
 
     /** The engine that performs the private-key operations. */
     public AsyncEngine engine() {
@@ -68,19 +164,22 @@ public final class AsyncSslContext {
         return config;
     }
 
-    /** True for a server context. */
-    public boolean isServer() {
-        return server;
-    }
-
     /** True when handshakes pause and resume through jobs (BoringSSL); false on the JDK provider path. */
     public boolean isAsync() {
         return method != null;
     }
 
-    /** Private-key operations handed to the engine through this context so far. Any thread. */
+    /**
+     * Private-key operations handed to the engine through this context so far (both paths, fallback attempts not
+     * counted twice). Any thread.
+     */
     public long offloadedOperations() {
         return method == null ? 0 : method.operations();
+    }
+
+    /** Of {@link #offloadedOperations()}, those of engines not bound to a channel (see the class javadoc). */
+    public long detachedOperations() {
+        return method == null ? 0 : method.detachedOperations();
     }
 
     /** Operations run inline on the event loop under the context's {@link InlinePolicy} so far. Any thread. */
@@ -88,9 +187,17 @@ public final class AsyncSslContext {
         return method == null ? 0 : method.inlineOperations();
     }
 
+    /**
+     * Operations handed to the engine and not yet completed, failed or abandoned: what a graceful shutdown or a key
+     * rotation waits for before it closes the engine. Any thread.
+     */
+    public long operationsInFlight() {
+        return method == null ? 0 : method.inFlight();
+    }
+
     /** The signature schemes that run inline (measured at build time under the {@link InlinePolicy}). */
-    public java.util.Set<io.asyncctx.engine.SignatureScheme> inlineSchemes() {
-        return method == null ? java.util.Set.of() : method.inlineDecision().inline();
+    public Set<SignatureScheme> inlineSchemes() {
+        return method == null ? Set.of() : method.inlineDecision().inline();
     }
 
     /** Channels bound to this context now (open channels whose handlers are in a pipeline). Any thread. */
@@ -100,5 +207,9 @@ public final class AsyncSslContext {
 
     AsyncPrivateKeyMethodAdapter method() {
         return method;
+    }
+
+    SslContext keyless() {
+        return keyless;
     }
 }

@@ -216,7 +216,7 @@ public final class AsyncSslContextBuilder {
         b.option(OpenSslContextOption.PRIVATE_KEY_METHOD, null);
         b.option(OpenSslContextOption.USE_TASKS, null);
         b.option(OpenSslContextOption.ASYNC_PRIVATE_KEY_METHOD, method);
-        return new AsyncSslContext(b.build(), engine, config, method, forServer);
+        return new AsyncSslContext(b.build(), engine, config, method);
     }
 
     private AsyncSslContext buildJdk() throws SSLException {
@@ -235,7 +235,7 @@ public final class AsyncSslContextBuilder {
         b.sslProvider(SslProvider.JDK);
         applyCommon(b);
         runCustomizers(b);
-        return new AsyncSslContext(b.build(), engine, config, null, forServer);
+        return new AsyncSslContext(b.build(), engine, config, null);
     }
 
     private void applyCommon(SslContextBuilder b) {
@@ -308,15 +308,20 @@ public final class AsyncSslContextBuilder {
         checkBoringSsl(available, available ? null : OpenSsl.unavailabilityCause(),
                 available && SslProvider.isOptionSupported(SslProvider.OPENSSL,
                         OpenSslContextOption.ASYNC_PRIVATE_KEY_METHOD),
-                available ? OpenSsl.versionString() : null);
+                available ? OpenSsl.versionString() : null, TcnativeVersions.onClassPath());
     }
 
     /** The refusals for a missing TLS library or one without async key methods, apart from how they are detected. */
     static void checkBoringSsl(boolean available, Throwable unavailabilityCause, boolean asyncKeyMethods,
-                               String version) {
+                               String version, TcnativeVersions versions) {
         if (!available) {
+            String mixed = versions.mismatch();
+            if (mixed != null) {
+                throw new IllegalStateException(mixed + "; cause: " + unavailabilityCause, unavailabilityCause);
+            }
             throw new IllegalStateException("BoringSSL is not available: add io.netty:netty-tcnative-boringssl-static "
-                    + "(classifier for your platform) to the class path; cause: " + unavailabilityCause);
+                    + "(classifier for your platform) to the class path" + versions.describe() + "; cause: "
+                    + unavailabilityCause, unavailabilityCause);
         }
         if (!asyncKeyMethods) {
             throw new IllegalStateException("the loaded native TLS library (" + version + ") has no async "

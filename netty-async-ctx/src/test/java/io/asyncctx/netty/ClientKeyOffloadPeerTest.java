@@ -69,7 +69,7 @@ class ClientKeyOffloadPeerTest {
                     .handler(new ChannelInitializer<SocketChannel>() {
                         @Override
                         protected void initChannel(SocketChannel ch) {
-                            ch.pipeline().addLast(ctx.newHandler(ch, "localhost", port));
+                            ch.pipeline().addLast(ctx.newHandler(ch.alloc(), "localhost", port));
                             ch.pipeline().addLast(new SimpleChannelInboundHandler<ByteBuf>() {
                                 @Override
                                 protected void channelRead0(ChannelHandlerContext c, ByteBuf msg) {

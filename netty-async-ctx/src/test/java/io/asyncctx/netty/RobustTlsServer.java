@@ -13,6 +13,7 @@ import io.netty.channel.MultiThreadIoEventLoopGroup;
 import io.netty.channel.socket.SocketChannel;
 import io.netty.handler.codec.http.HttpObjectAggregator;
 import io.netty.handler.codec.http.HttpServerCodec;
+import io.netty.handler.ssl.SslHandler;
 import io.netty.handler.ssl.NotSslRecordException;
 import io.netty.util.concurrent.EventExecutor;
 
@@ -86,14 +87,15 @@ final class RobustTlsServer implements AutoCloseable {
                             accepted.incrementAndGet();
                             openChildren.incrementAndGet();
                             ch.closeFuture().addListener(f -> openChildren.decrementAndGet());
-                            AsyncOffloadHandler offload = context.newHandler(ch);
-                            offload.sslHandler().setHandshakeTimeoutMillis(HANDSHAKE_TIMEOUT_MILLIS);
+                            SslHandler ssl = context.newHandler(ch.alloc());
+                            AsyncOffloadHandler offload = AsyncSslContext.offloadHandlerOf(ssl);
+                            ssl.setHandshakeTimeoutMillis(HANDSHAKE_TIMEOUT_MILLIS);
                             handlers.add(offload);
                             children.add(ch);
                             BytesRead counter = new BytesRead();
                             bytesRead.add(counter);
-                            ch.pipeline().addLast(counter, offload);
-                            offload.sslHandler().handshakeFuture().addListener(f -> {
+                            ch.pipeline().addLast(counter, ssl);
+                            ssl.handshakeFuture().addListener(f -> {
                                 Outcome o = f.isSuccess() ? Outcome.OK : classify(f.cause());
                                 outcomes.get(o).increment();
                                 if (!f.isSuccess()) {

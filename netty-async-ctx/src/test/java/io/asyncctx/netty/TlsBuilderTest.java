@@ -148,14 +148,37 @@ class TlsBuilderTest {
     void shouldRefuseATlsLibraryWithoutAsyncKeyMethods() {
         IllegalStateException missing = assertThrows(IllegalStateException.class,
                 () -> AsyncSslContextBuilder.checkBoringSsl(false, new UnsatisfiedLinkError("no tcnative"), false,
-                        null));
+                        null, new TcnativeVersions(java.util.Map.of())));
         assertTrue(missing.getMessage().contains("add io.netty:netty-tcnative-boringssl-static"),
                 missing.getMessage());
         assertTrue(missing.getMessage().contains("no tcnative"), missing.getMessage());
         IllegalStateException openssl = assertThrows(IllegalStateException.class,
-                () -> AsyncSslContextBuilder.checkBoringSsl(true, null, false, "OpenSSL 3.0.13"));
+                () -> AsyncSslContextBuilder.checkBoringSsl(true, null, false, "OpenSSL 3.0.13",
+                        TcnativeVersions.onClassPath()));
         assertTrue(openssl.getMessage().contains("OpenSSL 3.0.13"), openssl.getMessage());
         assertTrue(openssl.getMessage().contains("no async private-key methods"), openssl.getMessage());
+    }
+
+    @Test
+    void shouldNameMixedTcnativeVersionsAndTheOneNeeded() {
+        // Vert.x 5.0.7's stack BOM: the classes pinned to 2.0.74 beside the 2.0.84 native library.
+        java.util.Map<String, java.util.TreeSet<String>> found = new java.util.LinkedHashMap<>();
+        found.put("netty-tcnative-classes", new java.util.TreeSet<>(java.util.Set.of("2.0.74.Final")));
+        found.put("netty-tcnative-boringssl-static", new java.util.TreeSet<>(java.util.Set.of("2.0.84.Final")));
+        IllegalStateException mixed = assertThrows(IllegalStateException.class,
+                () -> AsyncSslContextBuilder.checkBoringSsl(false, new IllegalStateException("multiple incompatible "
+                        + "native libraries"), false, null, new TcnativeVersions(found)));
+        String m = mixed.getMessage();
+        assertTrue(m.contains("netty-tcnative-classes 2.0.74.Final"), m);
+        assertTrue(m.contains("netty-tcnative-boringssl-static 2.0.84.Final"), m);
+        assertTrue(m.contains("pin io.netty:netty-tcnative-classes"), m);
+        assertTrue(m.contains(TcnativeVersions.BUILT_WITH), m);
+        assertTrue(!m.contains("add io.netty:netty-tcnative-boringssl-static"), m);
+        // This build's own class path has one version, the one the library names as needed.
+        TcnativeVersions here = TcnativeVersions.onClassPath();
+        assertEquals(null, here.mismatch(), () -> "found " + here.found());
+        assertEquals(java.util.Set.of(TcnativeVersions.BUILT_WITH),
+                here.found().get("netty-tcnative-boringssl-static"), () -> "found " + here.found());
     }
 
     @Test
@@ -189,7 +212,7 @@ class TlsBuilderTest {
                         .handler(new ChannelInitializer<SocketChannel>() {
                             @Override
                             protected void initChannel(SocketChannel ch) {
-                                ch.pipeline().addLast(clientCtx.newHandler(ch, "localhost", server.port()));
+                                ch.pipeline().addLast(clientCtx.newHandler(ch.alloc(), "localhost", server.port()));
                             }
                         }).connect("127.0.0.1", server.port()).sync().channel();
                 SslHandler ssl = ch.pipeline().get(SslHandler.class);

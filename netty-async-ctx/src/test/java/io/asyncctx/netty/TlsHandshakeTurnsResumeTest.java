@@ -77,7 +77,7 @@ class TlsHandshakeTurnsResumeTest {
                     .childHandler(new ChannelInitializer<SocketChannel>() {
                         @Override
                         protected void initChannel(SocketChannel ch) {
-                            AsyncOffloadHandler offload = ctx.newHandler(ch);
+                            AsyncOffloadHandler offload = ctx.newOffloadHandler(ch);
                             handlers.add(offload);
                             ch.pipeline().addLast(offload);
                             offload.sslHandler().handshakeFuture().addListener(f -> {

@@ -116,7 +116,7 @@ class TlsHandshakeTurnsTest {
                     .childHandler(new ChannelInitializer<SocketChannel>() {
                         @Override
                         protected void initChannel(SocketChannel ch) {
-                            AsyncOffloadHandler offload = ctx.newHandler(ch);
+                            AsyncOffloadHandler offload = ctx.newOffloadHandler(ch);
                             offload.sslHandler().setHandshakeTimeoutMillis(120_000);
                             handlers.add(offload);
                             ch.pipeline().addLast(offload);

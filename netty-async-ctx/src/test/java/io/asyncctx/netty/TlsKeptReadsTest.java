@@ -241,7 +241,7 @@ class TlsKeptReadsTest {
                 .childHandler(new ChannelInitializer<SocketChannel>() {
                     @Override
                     protected void initChannel(SocketChannel ch) {
-                        offload[0] = ctx.newHandler(ch);
+                        offload[0] = ctx.newOffloadHandler(ch);
                         tap[0] = new Tap(offload[0], release);
                         ch.pipeline().addLast(tap[0], offload[0], app);
                     }

@@ -5,7 +5,6 @@ import io.asyncctx.engine.AbstractAsyncEngine.FdMode;
 import io.asyncctx.engine.JcaKeySigner;
 import io.asyncctx.engine.SimulatedAcceleratorEngine;
 import io.asyncctx.examples.Machine;
-import io.asyncctx.netty.AsyncOffloadHandler;
 import io.asyncctx.netty.AsyncSslContext;
 import io.asyncctx.netty.AsyncSslContextBuilder;
 import io.asyncctx.netty.OffloadConfig;
@@ -105,9 +104,9 @@ public final class PausedHandshakesProbe implements Callable<Integer> {
                     .childHandler(new ChannelInitializer<SocketChannel>() {
                         @Override
                         protected void initChannel(SocketChannel ch) {
-                            AsyncOffloadHandler h = tls.newHandler(ch);
-                            h.sslHandler().setHandshakeTimeoutMillis(timeoutMillis);
-                            h.sslHandler().handshakeFuture().addListener(f -> {
+                            SslHandler h = tls.newHandler(ch.alloc());
+                            h.setHandshakeTimeoutMillis(timeoutMillis);
+                            h.handshakeFuture().addListener(f -> {
                                 if (f.isSuccess()) {
                                     serverHandshakes.incrementAndGet();
                                 }

@@ -1,0 +1,59 @@
+package io.asyncctx.netty;
+
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelPipeline;
+import io.netty.handler.ssl.SslHandler;
+
+import java.util.NoSuchElementException;
+import java.util.concurrent.Executor;
+import javax.net.ssl.SSLEngine;
+
+/**
+ * The {@link SslHandler} that {@link AsyncSslContext#newHandler} returns: a stock SslHandler that, when added to a
+ * pipeline, puts its {@link AsyncOffloadHandler} right before itself, which binds the channel's offload state and holds
+ * the reads and flushes that SslHandler issues by itself while an operation waits (they travel towards the head, so
+ * only a handler before SslHandler sees them). Removing this handler removes its companion. Either may be added first:
+ * a companion added first adds this handler after itself.
+ *
+ * <p>Threading: not sharable; one instance per channel; pipeline callbacks run on the channel's event loop.
+ */
+final class OffloadingSslHandler extends SslHandler {
+
+    private final AsyncOffloadHandler offload;
+
+    OffloadingSslHandler(AsyncSslContext context, SSLEngine engine, boolean startTls, Executor executor) {
+        super(engine, startTls, executor);
+        this.offload = new AsyncOffloadHandler(context, this);
+    }
+
+    /** The companion handler that binds the offload state and holds reads. */
+    AsyncOffloadHandler offload() {
+        return offload;
+    }
+
+    @Override
+    public void handlerAdded(ChannelHandlerContext ctx) throws Exception {
+        ChannelPipeline pipeline = ctx.pipeline();
+        if (pipeline.context(offload) == null) {
+            pipeline.addBefore(ctx.name(), null, offload);
+        }
+        super.handlerAdded(ctx);
+    }
+
+    @Override
+    public void handlerRemoved0(ChannelHandlerContext ctx) throws Exception {
+        try {
+            super.handlerRemoved0(ctx);
+        } finally {
+            // Removed from an open channel (a framework stopping TLS): take the companion out too. When the channel
+            // closes, the pipeline removes it by itself.
+            if (ctx.channel().isOpen() && ctx.pipeline().context(offload) != null) {
+                try {
+                    ctx.pipeline().remove(offload);
+                } catch (NoSuchElementException e) {
+                    // removed meanwhile
+                }
+            }
+        }
+    }
+}
