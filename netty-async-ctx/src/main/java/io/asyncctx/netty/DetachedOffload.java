@@ -37,6 +37,8 @@ final class DetachedOffload {
     private static IoEventLoop loop;
     private static int users;
     private static long generation;
+    /** Results dropped because the handler had freed the engine meanwhile. */
+    private static final java.util.concurrent.atomic.LongAdder DROPPED = new java.util.concurrent.atomic.LongAdder();
 
     private DetachedOffload() {
     }
@@ -90,6 +92,7 @@ final class DetachedOffload {
     private static void deliver(Promise<byte[]> outer, SSLEngine sslEngine, byte[] result, Throwable cause) {
         synchronized (sslEngine) {
             if (sslEngine instanceof ReferenceCountedOpenSslEngine e && e.sslPointer() == 0) {
+                DROPPED.increment();
                 return; // freed by its handler: BoringSSL must not be called back
             }
             if (cause == null) {
@@ -140,6 +143,11 @@ final class DetachedOffload {
             loop = null;
         }
         g.shutdownGracefully(0, 0, TimeUnit.SECONDS);
+    }
+
+    /** Results dropped so far because the engine they were for had been freed (the peer left). Any thread. */
+    static long droppedResults() {
+        return DROPPED.sum();
     }
 
     /** True while the detached loop runs (an operation in flight, or less than {@link #IDLE_MILLIS} since). Tests. */
