@@ -64,7 +64,7 @@ public final class MinimalOffloadServer {
                     .childHandler(new ChannelInitializer<SocketChannel>() {
                         @Override
                         protected void initChannel(SocketChannel ch) {
-                            ch.pipeline().addLast(tls.newHandler(ch.alloc())); // TLS, with key operations offloaded
+                            ch.pipeline().addLast(tls.newHandler(ch.alloc())); // TLS, key operations offloaded
                             ch.pipeline().addLast(new HttpServerCodec(), new HttpObjectAggregator(8192), new Hello());
                         }
                     }).bind("127.0.0.1", port).sync().channel();
