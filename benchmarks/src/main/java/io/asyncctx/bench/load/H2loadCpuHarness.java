@@ -50,7 +50,8 @@ public final class H2loadCpuHarness implements Callable<Integer> {
             + "its own set of servers (default: ${DEFAULT-VALUE}).")
     List<String> keyTypes = List.of("ec", "rsa");
 
-    @Option(names = "--modes", split = ",", description = "Example-server modes (see LoadHarness --modes) "
+    @Option(names = "--modes", split = ",", description = "Example-server modes (see LoadHarness --modes), and "
+            + "Reactor Netty servers (reactor-stock, reactor-offload, reactor-offload-inline: ReactorLoadServer) "
             + "(default: ${DEFAULT-VALUE}).")
     List<String> modes = List.of("inline", "offload-fd", "offload-fd-inline");
 
@@ -152,20 +153,26 @@ public final class H2loadCpuHarness implements Callable<Integer> {
         List<Storm> storms = new ArrayList<>();
         try {
             for (String mode : modes) {
-                if (!LoadServer.MODES.contains(mode)) {
+                boolean reactor = ReactorLoadServer.MODES.contains(mode);
+                if (!LoadServer.MODES.contains(mode) && !reactor) {
                     throw new CommandLine.ParameterException(new CommandLine(this), "--modes " + mode
-                            + ": expected one of " + LoadServer.MODES);
+                            + ": expected one of " + LoadServer.MODES + " or " + ReactorLoadServer.MODES);
                 }
                 Map<String, String> classpaths = serverClasspaths.isEmpty()
                         ? Map.of("", System.getProperty("java.class.path")) : serverClasspaths;
                 for (Map.Entry<String, String> cp : classpaths.entrySet()) {
                     String java = ProcessHandle.current().info().command().orElse("java");
-                    servers.put(cp.getKey().isEmpty() ? mode : mode + "@" + cp.getKey(), ServerProcesses.spawn(
-                            List.of(java, ProcessCpu.FIXED_COMPILER_THREADS, "-cp", cp.getValue(),
-                                    LoadServer.class.getName(), "--mode", mode,
-                                    "--engine", "software", "--workers", Integer.toString(workers), "--threads", "1",
-                                    "--inline-below-us", Long.toString(inlineBelowMicros), "--cert",
-                                    certPem.toString(), "--key", keyPem.toString()), false));
+                    List<String> cmd = new ArrayList<>(List.of(java, ProcessCpu.FIXED_COMPILER_THREADS, "-cp",
+                            cp.getValue(), (reactor ? ReactorLoadServer.class : LoadServer.class).getName(), "--mode",
+                            mode));
+                    if (!reactor) {
+                        cmd.addAll(List.of("--engine", "software"));
+                    }
+                    cmd.addAll(List.of("--workers", Integer.toString(workers), "--threads", "1",
+                            "--inline-below-us", Long.toString(inlineBelowMicros), "--cert", certPem.toString(),
+                            "--key", keyPem.toString()));
+                    servers.put(cp.getKey().isEmpty() ? mode : mode + "@" + cp.getKey(),
+                            ServerProcesses.spawn(cmd, false));
                 }
             }
             if (withNginx) {
