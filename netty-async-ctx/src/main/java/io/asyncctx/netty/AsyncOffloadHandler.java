@@ -55,6 +55,11 @@ final class AsyncOffloadHandler extends ChannelDuplexHandler {
     private Throwable operationFailure;
     private final FutureListener<byte[]> onOperationDone = this::operationDone;
 
+    /** The context whose handler this is. */
+    AsyncSslContext context() {
+        return context;
+    }
+
     AsyncOffloadHandler(AsyncSslContext context, SslHandler sslHandler) {
         this.context = context;
         this.sslHandler = sslHandler;

@@ -41,8 +41,16 @@ final class AsyncPrivateKeyMethodAdapter implements OpenSslAsyncPrivateKeyMethod
     private final LongAdder detachedOperations = new LongAdder();
     private final LongAdder inlineOperations = new LongAdder();
     private final LongAdder inFlight = new LongAdder();
-    private final Runnable operationEnded = inFlight::decrement;
-    private final FutureListener<byte[]> onOperationEnded = f -> inFlight.decrement();
+    private final LongAdder failures = new LongAdder();
+    private final LongAdder operationNanos = new LongAdder();
+    private final Runnable operationEnded = this::operationEnded;
+    private final FutureListener<byte[]> onFailure = f -> {
+        if (!f.isSuccess()) {
+            failures.increment();
+        }
+    };
+    /** Run after every operation that ends while set: the retirement check of a replaced context. */
+    private volatile Runnable afterOperation;
 
     AsyncPrivateKeyMethodAdapter(AsyncEngine engine, OffloadConfig config, InlinePolicy.Decision inline) {
         this.engine = engine;
@@ -67,6 +75,27 @@ final class AsyncPrivateKeyMethodAdapter implements OpenSslAsyncPrivateKeyMethod
 
     long inFlight() {
         return inFlight.sum();
+    }
+
+    long failures() {
+        return failures.sum();
+    }
+
+    /** Nanoseconds from hand-off to end, summed over the bound path's operations that ended. */
+    long operationNanos() {
+        return operationNanos.sum();
+    }
+
+    void afterOperation(Runnable check) {
+        this.afterOperation = check;
+    }
+
+    private void operationEnded() {
+        inFlight.decrement();
+        Runnable check = afterOperation;
+        if (check != null) {
+            check.run();
+        }
     }
 
     AsyncEngine engine() {
@@ -114,6 +143,7 @@ final class AsyncPrivateKeyMethodAdapter implements OpenSslAsyncPrivateKeyMethod
             noteOnce("scheme:" + signatureAlgorithm, System.Logger.Level.WARNING, "a handshake asked for "
                     + e.getMessage() + "; it fails (restrict the signature algorithms the context offers)");
             SSLHandshakeException failure = new SSLHandshakeException(e.getMessage());
+            failures.increment();
             return handler == null ? ImmediateEventExecutor.INSTANCE.newFailedFuture(failure)
                     : handler.failed(failure);
         }
@@ -138,10 +168,19 @@ final class AsyncPrivateKeyMethodAdapter implements OpenSslAsyncPrivateKeyMethod
         inFlight.increment();
         if (handler == null) {
             detachedOperations.increment();
-            return DetachedOffload.run(engine, detachedConfig, op, sslEngine, operationEnded);
+            Future<byte[]> f = DetachedOffload.run(engine, detachedConfig, op, sslEngine, operationEnded);
+            f.addListener(onFailure);
+            return f;
         }
+        long start = System.nanoTime();
         Future<byte[]> f = handler.submit(op);
-        f.addListener(onOperationEnded);
+        f.addListener(done -> {
+            operationNanos.add(System.nanoTime() - start);
+            if (!done.isSuccess()) {
+                failures.increment();
+            }
+            operationEnded();
+        });
         return f;
     }
 

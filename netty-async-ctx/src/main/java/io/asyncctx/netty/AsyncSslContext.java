@@ -13,6 +13,8 @@ import java.util.List;
 import java.util.Objects;
 import java.util.Set;
 import java.util.concurrent.Executor;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
 import javax.net.ssl.SSLEngine;
 import javax.net.ssl.SSLSessionContext;
 
@@ -44,6 +46,13 @@ public final class AsyncSslContext extends SslContext {
     private final AsyncEngine engine;
     private final OffloadConfig config;
     private final AsyncPrivateKeyMethodAdapter method;
+    /** Handlers made by this context whose handshake has not ended yet (success or failure). */
+    private final AtomicLong handshakes = new AtomicLong();
+    private final AtomicBoolean idleFired = new AtomicBoolean();
+    /** Set (after {@link #successor}) when the context is replaced; see {@link #retire}. */
+    private volatile boolean retired;
+    private volatile AsyncSslContext successor;
+    private volatile Runnable onRetiredIdle;
 
     AsyncSslContext(SslContext keyless, AsyncEngine engine, OffloadConfig config,
                     AsyncPrivateKeyMethodAdapter method) {
@@ -108,7 +117,8 @@ public final class AsyncSslContext extends SslContext {
     @Override
     protected SslHandler newHandler(ByteBufAllocator alloc, boolean startTls, Executor executor) {
         Objects.requireNonNull(alloc, "alloc");
-        return wrap(keyless.newEngine(alloc), startTls, executor);
+        AsyncSslContext c = admit();
+        return c.counted(c.wrap(c.keyless.newEngine(alloc), startTls, executor));
     }
 
     @Override
@@ -120,7 +130,39 @@ public final class AsyncSslContext extends SslContext {
     protected SslHandler newHandler(ByteBufAllocator alloc, String peerHost, int peerPort, boolean startTls,
                                     Executor executor) {
         Objects.requireNonNull(alloc, "alloc");
-        return wrap(keyless.newEngine(alloc, peerHost, peerPort), startTls, executor);
+        AsyncSslContext c = admit();
+        return c.counted(c.wrap(c.keyless.newEngine(alloc, peerHost, peerPort), startTls, executor));
+    }
+
+    /**
+     * The context that takes a new handshake: this one, or, when this one has been replaced, its successor (a
+     * handshake whose server name was looked up just before the replacement thus still uses the new pair). Counts the
+     * handshake on the context returned. The count is taken before the retired flag is read and the flag is set
+     * before the retirer reads the count (both volatile), so either the handshake moves on to the successor or the
+     * retirer sees it and waits for it: no handshake can start on an engine that is being closed.
+     */
+    private AsyncSslContext admit() {
+        AsyncSslContext c = this;
+        for (;;) {
+            c.handshakes.incrementAndGet();
+            AsyncSslContext next = c.successor;
+            if (!c.retired || next == null) {
+                return c;
+            }
+            c.handshakeEnded();
+            c = next;
+        }
+    }
+
+    private SslHandler counted(SslHandler handler) {
+        handler.handshakeFuture().addListener(f -> handshakeEnded());
+        return handler;
+    }
+
+    private void handshakeEnded() {
+        if (handshakes.decrementAndGet() == 0 && retired) {
+            checkRetiredIdle();
+        }
     }
 
     private SslHandler wrap(SSLEngine sslEngine, boolean startTls, Executor executor) {
@@ -203,6 +245,62 @@ public final class AsyncSslContext extends SslContext {
     /** Channels bound to this context now (open channels whose handlers are in a pipeline). Any thread. */
     public int boundChannels() {
         return method == null ? 0 : method.boundChannels();
+    }
+
+    /**
+     * Handshakes of this context's handlers that have started and not yet ended: with {@link #operationsInFlight()},
+     * what a replaced context waits for before its engine is closed. A handshake counts from the moment its handler
+     * is made. Any thread.
+     */
+    public long handshakesInProgress() {
+        return handshakes.get();
+    }
+
+    /** Offloaded operations that failed (engine error, deadline, cancel, exhausted retries) so far. Any thread. */
+    public long failedOperations() {
+        return method == null ? 0 : method.failures();
+    }
+
+    /** Nanoseconds the bound path's offloaded operations took (hand-off to end), summed. Any thread. */
+    long operationNanos() {
+        return method == null ? 0 : method.operationNanos();
+    }
+
+    /**
+     * Marks this context replaced by {@code next} (null: no successor, new handshakes still start here) and runs
+     * {@code onIdle} once, on the thread that ends the last of them, when no handshake of this context is in progress
+     * and no operation is in flight (possibly at once, on the calling thread). {@code onIdle} must not block: it runs
+     * on an event loop. Once.
+     */
+    void retire(AsyncSslContext next, Runnable onIdle) {
+        Objects.requireNonNull(onIdle, "onIdle");
+        if (retired) {
+            throw new IllegalStateException("context already retired");
+        }
+        this.onRetiredIdle = onIdle;
+        this.successor = next;
+        if (method != null) {
+            method.afterOperation(this::checkRetiredIdle);
+        }
+        this.retired = true;
+        checkRetiredIdle();
+    }
+
+    boolean isRetired() {
+        return retired;
+    }
+
+    private void checkRetiredIdle() {
+        // Handshakes first: while none is in progress no new bound operation can start, so in-flight only falls.
+        if (retired && handshakes.get() == 0 && operationsInFlight() == 0 && idleFired.compareAndSet(false, true)) {
+            onRetiredIdle.run();
+        }
+    }
+
+    /** The engines this context uses (its engine and the fallback engine, if any). */
+    List<AsyncEngine> engines() {
+        AsyncEngine fallback = config.fallbackEngine();
+        return fallback == null || fallback == engine ? List.of(engine) : List.of(engine, fallback);
     }
 
     AsyncPrivateKeyMethodAdapter method() {
