@@ -19,8 +19,9 @@ public final class Main {
             case "reactor" -> ReactorTlsServer.main(rest);
             case "grpc" -> GrpcTlsServer.main(rest);
             case "sni" -> SniTlsServer.main(rest);
+            case "vertx" -> VertxTlsServer.main(rest);
             default -> {
-                System.err.println("usage: java -jar netty-async-ctx-framework-examples.jar reactor|grpc|sni [port]");
+                System.err.println("usage: java -jar netty-async-ctx-framework-examples.jar reactor|grpc|vertx|sni [port]");
                 System.exit(2);
             }
         }
