@@ -15,6 +15,7 @@ import java.util.Objects;
  *
  * <p>Threading: immutable; Vert.x may call {@link #sslContextFactory()} and the factory from any thread.
  */
+// readme:vertx-options
 public final class AsyncSslEngineOptions extends SSLEngineOptions {
 
     private final SslContext context;
@@ -36,3 +37,4 @@ public final class AsyncSslEngineOptions extends SSLEngineOptions {
         return () -> context;
     }
 }
+// end
