@@ -138,7 +138,9 @@ public final class LeakCheck implements BeforeAllCallback, AfterAllCallback {
                         + RecordingDetector.class.getName() + " or enable JUnit extension autodetection");
             }
         } catch (ReflectiveOperationException | RuntimeException e) {
-            // A Netty without that field: cannot check, the reports are still recorded.
+            // Without the check, "no leak reported" could mean "nothing was watching": refuse to go on.
+            throw new AssertionError("LeakCheck cannot verify that Netty's ByteBuf leak detector is its own ("
+                    + e + "); a Netty upgrade may have renamed AbstractByteBuf.leakDetector: update LeakCheck", e);
         }
     }
 

@@ -2,7 +2,6 @@ package io.asyncctx.netty;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.asyncctx.engine.pkcs11.Pkcs11Engine;
 import io.asyncctx.engine.pkcs11.SoftHsmToken;
@@ -67,7 +66,7 @@ class TlsPkcs11Test {
 
     @BeforeAll
     static void createToken() throws Exception {
-        assumeTrue(SoftHsmToken.isAvailable(), "SoftHSM2, pkcs11-tool and openssl are needed");
+        SoftHsmToken.assumeAvailable();
         token = SoftHsmToken.builder()
                 .key(Key.RSA.label, SoftHsmToken.KeyType.RSA_2048, SoftHsmToken.CertMode.NONE)
                 .key(Key.EC.label, SoftHsmToken.KeyType.EC_P256)

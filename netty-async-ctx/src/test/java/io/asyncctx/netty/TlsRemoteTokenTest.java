@@ -3,7 +3,6 @@ package io.asyncctx.netty;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.asyncctx.engine.pkcs11.P11KitServer;
 import io.asyncctx.engine.pkcs11.Pkcs11Engine;
@@ -36,8 +35,8 @@ class TlsRemoteTokenTest {
 
     @BeforeAll
     static void start() throws Exception {
-        assumeTrue(SoftHsmToken.isAvailable(), "SoftHSM2, pkcs11-tool and openssl are needed");
-        assumeTrue(P11KitServer.isAvailable(), "p11-kit and p11-kit-modules are needed");
+        SoftHsmToken.assumeAvailable();
+        P11KitServer.assumeAvailable();
         token = SoftHsmToken.builder()
                 .key("rsa-key", SoftHsmToken.KeyType.RSA_2048, SoftHsmToken.CertMode.NONE)
                 .key("ec-key", SoftHsmToken.KeyType.EC_P256, SoftHsmToken.CertMode.NONE)

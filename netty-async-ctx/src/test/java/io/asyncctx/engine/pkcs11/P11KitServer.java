@@ -32,6 +32,12 @@ public final class P11KitServer implements AutoCloseable {
     }
 
     /** True when p11-kit and its client module are installed. */
+    /** Skips the calling test without p11-kit, or fails under {@code CI=true} (see SoftHsmToken#assumeAvailable). */
+    public static void assumeAvailable() {
+        SoftHsmToken.requireOrSkip(isAvailable(), "p11-kit and p11-kit-modules are needed (apt-get install p11-kit "
+                + "p11-kit-modules)");
+    }
+
     public static boolean isAvailable() {
         return Files.isReadable(CLIENT_MODULE) && Files.isExecutable(Path.of("/usr/bin/p11-kit"));
     }

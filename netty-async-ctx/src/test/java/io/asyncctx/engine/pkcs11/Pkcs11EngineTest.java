@@ -66,7 +66,7 @@ class Pkcs11EngineTest {
 
     @BeforeAll
     static void createToken() throws Exception {
-        assumeTrue(SoftHsmToken.isAvailable(), "SoftHSM2, pkcs11-tool and openssl are needed");
+        SoftHsmToken.assumeAvailable();
         token = SoftHsmToken.builder()
                 .key("rsa-key", SoftHsmToken.KeyType.RSA_2048)
                 .key("ec-key", SoftHsmToken.KeyType.EC_P256)

@@ -5,7 +5,6 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.asyncctx.AsyncJob;
 import io.asyncctx.AsyncJobPool;
@@ -48,7 +47,7 @@ class Pkcs11TokenFailureTest {
 
     @BeforeAll
     static void needSoftHsm() {
-        assumeTrue(SoftHsmToken.isAvailable(), "SoftHSM2, pkcs11-tool and openssl are needed");
+        SoftHsmToken.assumeAvailable();
     }
 
     @Test

@@ -138,6 +138,26 @@ public final class SoftHsmToken implements AutoCloseable {
     }
 
     /** True when softhsm2-util, pkcs11-tool, openssl and the SoftHSM2 module are installed. */
+    /**
+     * Skips the calling test when SoftHSM2 and its tools are missing, except in CI ({@code CI=true}, as .ci/run
+     * sets), where a missing token would turn "tested against a real token" into "tested nothing": there it fails.
+     */
+    public static void assumeAvailable() {
+        requireOrSkip(isAvailable(), "SoftHSM2, pkcs11-tool and openssl are needed (apt-get install softhsm2 opensc "
+                + "openssl)");
+    }
+
+    /** Fails under {@code CI=true}, else skips, when {@code available} is false. */
+    public static void requireOrSkip(boolean available, String what) {
+        if (available) {
+            return;
+        }
+        if ("true".equalsIgnoreCase(System.getenv("CI"))) {
+            throw new AssertionError("CI=true but the token software is missing: " + what + "; .ci/run installs it");
+        }
+        org.junit.jupiter.api.Assumptions.assumeTrue(false, what);
+    }
+
     public static boolean isAvailable() {
         if (!Files.isReadable(SYSTEM_MODULE)) {
             return false;
