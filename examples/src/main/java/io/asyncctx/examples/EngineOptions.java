@@ -139,8 +139,16 @@ final class EngineOptions {
         splitKeyArg();
         checkEngineFlags();
         return switch (engine) {
-            case "software" -> SoftwareEngine.builder().keyPair(keys.keyPair()).workers(workers)
-                    .provider(providerChoice()).fdMode(fdModeChoice()).build();
+            case "software" -> {
+                try {
+                    yield SoftwareEngine.builder().keyPair(keys.keyPair()).workers(workers)
+                            .provider(providerChoice()).fdMode(fdModeChoice()).build();
+                } catch (IllegalArgumentException | IllegalStateException e) {
+                    // a key that does not belong to the certificate: one line, exit 2, like every other bad input
+                    throw new BadFlagException((cert == null ? "" : "--cert " + cert + " and --key " + key + ": ")
+                            + e.getMessage());
+                }
+            }
             case "simulated" -> createSimulated(keys);
             case "pkcs11" -> {
                 Pkcs11Engine e = openedPkcs11 != null ? openedPkcs11 : openPkcs11();

@@ -37,6 +37,8 @@ import io.netty.handler.ssl.SslProvider;
 
 import java.net.InetSocketAddress;
 import java.security.PrivateKey;
+import java.time.Duration;
+import java.util.List;
 import java.security.cert.X509Certificate;
 import java.util.Locale;
 import java.util.Objects;
@@ -118,6 +120,10 @@ public final class ExampleServer implements AutoCloseable {
     private final OffloadConfig.Notify notify;
     private final InlinePolicy inlinePolicy;
     private volatile Http3Listener http3;
+    private final FailedHandshakes failures;
+    private final Connections connections;
+    private final TlsSettings settings;
+    private final SslContext sslContext;
 
     /**
      * Starts the server.
@@ -164,7 +170,22 @@ public final class ExampleServer implements AutoCloseable {
                          OffloadConfig.Notify notify, AsyncEngine engine, X509Certificate[] chain, PrivateKey key,
                          InlinePolicy inline, TlsSettings settings, int handshakeStepsPerTurn)
             throws SSLException, InterruptedException {
+        this(host, port, mode, transport, threads, notify, engine, chain, key, inline, settings, handshakeStepsPerTurn,
+                ServerPolicy.defaults());
+    }
+
+    /**
+     * Starts the server with the given TLS settings, handshake step bound and connection policy (timeouts, shutdown
+     * grace, failed-handshake log).
+     *
+     * @param key the private key in memory, needed by {@code inline} mode only (null otherwise)
+     */
+    ExampleServer(String host, int port, Mode mode, Transport transport, int threads,
+                  OffloadConfig.Notify notify, AsyncEngine engine, X509Certificate[] chain, PrivateKey key,
+                  InlinePolicy inline, TlsSettings settings, int handshakeStepsPerTurn, ServerPolicy policy)
+            throws SSLException, InterruptedException {
         Objects.requireNonNull(mode, "mode");
+        Objects.requireNonNull(policy, "policy");
         Objects.requireNonNull(settings, "settings");
         this.host = host;
         this.transport = transport;
@@ -178,8 +199,12 @@ public final class ExampleServer implements AutoCloseable {
                     + "callback or --transport epoll");
         }
         Function<SocketChannel, ChannelHandler> tls;
+        SslContext netty;
         AsyncSslContext async = null;
         registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
+        failures = new FailedHandshakes(policy.failedHandshakeLog(), registry, System.err);
+        connections = new Connections(policy, failures);
+        this.settings = settings;
         switch (mode) {
             case OFFLOAD -> {
                 AsyncSslContextBuilder b = AsyncSslContextBuilder.forServer(engine, chain)
@@ -191,6 +216,7 @@ public final class ExampleServer implements AutoCloseable {
                 async = b.build();
                 AsyncSslContext ctx = async;
                 tls = ch -> ctx.newHandler(ch.alloc());
+                netty = ctx;
             }
             case INLINE -> {
                 if (key == null) {
@@ -203,6 +229,7 @@ public final class ExampleServer implements AutoCloseable {
                 settings.applyTo(b.sslProvider(SslProvider.OPENSSL));
                 SslContext ctx = b.build();
                 tls = ch -> ctx.newHandler(ch.alloc());
+                netty = ctx;
             }
             case BLOCKING -> {
                 SslContextBuilder b = SslContextBuilder.forServer(new KeylessKeyManager(chain))
@@ -211,17 +238,19 @@ public final class ExampleServer implements AutoCloseable {
                 settings.applyTo(b);
                 SslContext ctx = b.build();
                 tls = ch -> ctx.newHandler(ch.alloc());
+                netty = ctx;
             }
             default -> throw new IllegalArgumentException(mode.toString());
         }
         this.asyncContext = async;
+        this.sslContext = netty;
         group = new MultiThreadIoEventLoopGroup(threads, transport.factory());
         boolean success = false;
         try {
             channel = new ServerBootstrap().group(group).channel(transport.serverChannel())
                     .option(ChannelOption.SO_BACKLOG, 4096)
                     .childHandler(new TlsServerInitializer(settings.perConnection(tls), settings.http2(),
-                            registry::scrape, this::altSvc))
+                            registry::scrape, this::altSvc, connections))
                     .bind(host, port).sync().channel();
             success = true;
         } finally {
@@ -275,7 +304,60 @@ public final class ExampleServer implements AutoCloseable {
         return asyncContext;
     }
 
-    /** Stops accepting, closes the channels and the event loops; waits up to 10 s. */
+    /**
+     * What the server serves, for its start-up line: TLS versions, the number of cipher suites (TLS 1.3's among them),
+     * groups and ALPN, as the TLS context was built.
+     */
+    public String tlsSummary() {
+        List<String> suites = sslContext.cipherSuites();
+        long tls13 = suites.stream().filter(TlsSettings::isTls13Suite).count();
+        return "TLS " + String.join(",", settings.protocols()) + "; " + suites.size() + " cipher suites (" + tls13
+                + " TLS 1.3); groups " + (settings.groups() == null ? "Netty's default (X25519MLKEM768,X25519,P-256,"
+                + "P-384,P-521)" : String.join(",", settings.groups())) + "; ALPN " + String.join(",", settings.alpn());
+    }
+
+    /** Failed handshakes so far for one reason (also in {@code /metrics}). */
+    long failedHandshakes(FailedHandshakes.Reason reason) {
+        return failures.count(reason);
+    }
+
+    /**
+     * Graceful shutdown: stops accepting, lets the handshakes in flight (paused ones too) and the requests in flight
+     * finish (HTTP/2 connections get GOAWAY, HTTP/1.1 responses {@code Connection: close}, idle connections are closed)
+     * for at most {@code grace} (zero: no bound), closes what is left, then the event loops. {@link #closeNow()} from
+     * another thread cuts the wait short. Blocks: call it from a thread that may block, never an event loop.
+     *
+     * @return what happened, one line for the log
+     */
+    public String shutdownGracefully(Duration grace) throws InterruptedException {
+        long start = System.nanoTime();
+        Http3Listener h = http3;
+        if (h != null) {
+            h.close();
+        }
+        channel.close().await(5, TimeUnit.SECONDS); // stop accepting
+        int atStart = connections.openCount();
+        long requestsAtStart = connections.requests() - connections.answered();
+        connections.startDrain();
+        boolean drained = connections.awaitClosed(grace.toNanos());
+        int cut = connections.openCount();
+        long unanswered = connections.requests() - connections.answered();
+        connections.closeAll();
+        group.shutdownGracefully(0, 2, TimeUnit.SECONDS).await(10, TimeUnit.SECONDS);
+        failures.flushSummary();
+        return "drained in " + TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start) + " ms: " + atStart
+                + " connections and " + requestsAtStart + " requests in flight at the signal; "
+                + (drained ? "all finished" : cut + " connections cut at the end of the grace period") + "; "
+                + connections.requests() + " requests received, " + connections.answered() + " answered, "
+                + unanswered + " unanswered";
+    }
+
+    /** Ends a graceful shutdown at once: closes every connection. Any thread. */
+    public void closeNow() {
+        connections.closeAll();
+    }
+
+    /** Stops accepting, closes the channels and the event loops at once; waits up to 10 s. */
     @Override
     public void close() throws InterruptedException {
         Http3Listener h = http3;
@@ -283,6 +365,8 @@ public final class ExampleServer implements AutoCloseable {
             h.close();
         }
         channel.close().await(5, TimeUnit.SECONDS);
+        connections.closeAll();
         group.shutdownGracefully(0, 2, TimeUnit.SECONDS).await(10, TimeUnit.SECONDS);
+        failures.flushSummary();
     }
 }

@@ -3,6 +3,7 @@ package io.asyncctx.examples;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.Channel;
+import io.netty.channel.ChannelFuture;
 import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.SimpleChannelInboundHandler;
@@ -28,7 +29,8 @@ import javax.net.ssl.SSLSession;
 /**
  * Answers {@code GET /} (HTTP/1.1 with keep-alive, or one HTTP/2 stream) with 200 and a short body naming the TLS
  * version, cipher suite, HTTP version and client certificate subject, and {@code GET /metrics} with the server's
- * metrics in Prometheus text format; anything else gets 404 or 405.
+ * metrics in Prometheus text format; {@code HEAD} gets the same status and headers without a body; anything else gets
+ * 404 or 405.
  *
  * <p>Threading: one instance per channel (an HTTP/1.1 connection or an HTTP/2 stream), on its event loop.
  */
@@ -42,16 +44,23 @@ final class HttpInfoHandler extends SimpleChannelInboundHandler<FullHttpRequest>
 
     @Override
     protected void channelRead0(ChannelHandlerContext ctx, FullHttpRequest req) {
+        ConnectionGuard guard = Connections.guard(ctx.channel());
+        if (guard != null) {
+            guard.requestStarted();
+        }
         HttpResponseStatus status;
         String text;
         String contentType = "text/plain; charset=utf-8";
-        if (HttpMethod.GET.equals(req.method()) && "/metrics".equals(req.uri())) {
+        // HEAD gets GET's status and headers with no body (RFC 9110, 9.3.2), as nginx answers it.
+        boolean head = HttpMethod.HEAD.equals(req.method());
+        boolean get = head || HttpMethod.GET.equals(req.method());
+        if (get && "/metrics".equals(req.uri())) {
             status = HttpResponseStatus.OK;
             text = metrics.get();
             contentType = "text/plain; version=0.0.4; charset=utf-8";
-        } else if (!HttpMethod.GET.equals(req.method())) {
+        } else if (!get) {
             status = HttpResponseStatus.METHOD_NOT_ALLOWED;
-            text = "only GET is served\n";
+            text = "only GET and HEAD are served\n";
         } else if (!"/".equals(req.uri())) {
             status = HttpResponseStatus.NOT_FOUND;
             text = "not found: " + req.uri() + "\n";
@@ -60,15 +69,28 @@ final class HttpInfoHandler extends SimpleChannelInboundHandler<FullHttpRequest>
             text = hello(ctx, req);
         }
         ByteBuf body = Unpooled.copiedBuffer(text, StandardCharsets.UTF_8);
+        int length = body.readableBytes();
+        if (head) {
+            // No DATA frame: over HTTP/2 the HEADERS frame then carries END_STREAM; over HTTP/1.1 nothing follows.
+            body.release();
+            body = Unpooled.EMPTY_BUFFER;
+        }
         FullHttpResponse res = new DefaultFullHttpResponse(HttpVersion.HTTP_1_1, status, body);
         res.headers().set(HttpHeaderNames.CONTENT_TYPE, contentType);
-        HttpUtil.setContentLength(res, body.readableBytes());
-        boolean keepAlive = HttpUtil.isKeepAlive(req);
+        HttpUtil.setContentLength(res, length);
+        if (status == HttpResponseStatus.METHOD_NOT_ALLOWED) {
+            res.headers().set(HttpHeaderNames.ALLOW, "GET, HEAD");
+        }
+        boolean h2 = ctx.channel() instanceof Http2StreamChannel;
+        // Draining (SIGTERM): HTTP/1.1 says Connection: close and closes after the response; HTTP/2 has sent GOAWAY.
+        boolean keepAlive = HttpUtil.isKeepAlive(req) && (h2 || guard == null || !guard.draining());
         HttpUtil.setKeepAlive(res, keepAlive);
-        if (keepAlive) {
-            ctx.writeAndFlush(res);
-        } else {
-            ctx.writeAndFlush(res).addListener(ChannelFutureListener.CLOSE);
+        ChannelFuture written = ctx.writeAndFlush(res);
+        if (guard != null) {
+            written.addListener(f -> guard.requestDone(f.isSuccess()));
+        }
+        if (!keepAlive && !h2) {
+            written.addListener(ChannelFutureListener.CLOSE);
         }
     }
 

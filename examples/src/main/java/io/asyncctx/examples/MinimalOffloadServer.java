@@ -5,7 +5,7 @@ import io.asyncctx.netty.AsyncSslContext;
 import io.asyncctx.netty.AsyncSslContextBuilder;
 import io.netty.bootstrap.ServerBootstrap;
 import io.netty.buffer.Unpooled;
-import io.netty.channel.Channel;
+import io.netty.channel.ChannelFuture;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInitializer;
 import io.netty.channel.EventLoopGroup;
@@ -24,6 +24,7 @@ import io.netty.handler.codec.http.HttpUtil;
 import io.netty.handler.codec.http.HttpVersion;
 
 import java.io.File;
+import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 
@@ -59,21 +60,30 @@ public final class MinimalOffloadServer {
         SoftwareEngine engine = SoftwareEngine.builder().pem(Path.of(key), Path.of(cert)).build();
         AsyncSslContext tls = AsyncSslContextBuilder.forServer(engine, new File(cert)).build();
         EventLoopGroup group = new MultiThreadIoEventLoopGroup(EpollIoHandler.newFactory());
+        int status = 0;
         try {
-            Channel server = new ServerBootstrap().group(group).channel(EpollServerSocketChannel.class)
+            ChannelFuture bind = new ServerBootstrap().group(group).channel(EpollServerSocketChannel.class)
                     .childHandler(new ChannelInitializer<SocketChannel>() {
                         @Override
                         protected void initChannel(SocketChannel ch) {
                             ch.pipeline().addLast(tls.newHandler(ch.alloc())); // TLS, key operations offloaded
                             ch.pipeline().addLast(new HttpServerCodec(), new HttpObjectAggregator(8192), new Hello());
                         }
-                    }).bind("127.0.0.1", port).sync().channel();
-            System.out.println("listening on " + server.localAddress());
-            server.closeFuture().sync();
+                    }).bind("127.0.0.1", port).await();
+            if (bind.isSuccess()) {
+                InetSocketAddress at = (InetSocketAddress) bind.channel().localAddress();
+                System.out.println("listening on " + at.getHostString() + ":" + at.getPort());
+                bind.channel().closeFuture().sync();
+            } else { // one line, no stack trace: the usual cause is another server on the port
+                System.err.println("cannot listen on 127.0.0.1:" + port + " (" + bind.cause().getMessage()
+                        + "); is another server there? choose another --port");
+                status = 2;
+            }
         } finally {
             group.shutdownGracefully();
             engine.close();
         }
+        System.exit(status);
     }
 
     /** Answers every request with 200 and a line of text. One per connection, on its event loop. */

@@ -4,7 +4,10 @@ import io.asyncctx.engine.AsyncEngine;
 import io.asyncctx.netty.InlinePolicy;
 import io.asyncctx.netty.OffloadConfig;
 
+import java.time.Duration;
 import java.util.concurrent.Callable;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicReference;
 import java.util.concurrent.CountDownLatch;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -12,10 +15,11 @@ import picocli.CommandLine.Option;
 import sun.misc.Signal;
 
 /**
- * {@code server}: runs the example TLS server until SIGTERM or SIGINT, then shuts down cleanly and exits 0.
+ * {@code server}: runs the example TLS server until SIGTERM or SIGINT, then drains (in-flight handshakes and requests
+ * finish, up to {@code --shutdown-grace}; a second signal cuts it short), closes the engine and exits 0.
  *
  * <p>Threading: {@link #call()} runs on the main thread and waits there; the signal handler runs on the JVM's signal
- * thread and only closes the server.
+ * thread: the first signal starts the drain on a thread of its own, the second closes every connection.
  */
 @Command(name = "server", mixinStandardHelpOptions = true,
         versionProvider = VersionProvider.class,
@@ -55,6 +59,25 @@ final class ServerCommand implements Callable<Integer> {
     @Option(names = "--http3", description = "Also serve HTTP/3 over UDP on the same port number, QUIC handshakes "
             + "offloaded the same way; HTTP/1.1 responses then carry Alt-Svc (offload mode only).")
     boolean http3;
+
+    @Option(names = "--handshake-timeout", paramLabel = "SECONDS", description = "Close a connection whose TLS "
+            + "handshake is not done after this many seconds (default: ${DEFAULT-VALUE}, as Netty).")
+    long handshakeTimeoutSeconds = 10;
+
+    @Option(names = "--idle-timeout", paramLabel = "SECONDS", description = "Close an established connection with no "
+            + "request in flight and no traffic for this many seconds; HTTP/2 gets GOAWAY first (default: "
+            + "${DEFAULT-VALUE}, as nginx's keepalive_timeout).")
+    long idleTimeoutSeconds = 75;
+
+    @Option(names = "--shutdown-grace", paramLabel = "SECONDS", description = "On SIGTERM or SIGINT: stop accepting "
+            + "and let handshakes and requests in flight finish for at most this many seconds, then close what is left "
+            + "(0 = no bound, as nginx's default; a second signal stops at once; default: ${DEFAULT-VALUE}).")
+    long shutdownGraceSeconds = 30;
+
+    @Option(names = "--failed-handshake-log", paramLabel = "LEVEL", description = "info | debug | off: one line per "
+            + "failed handshake with peer and reason, at most 20 per 10 s plus a summary; debug adds engine failures' "
+            + "cause chains; off logs nothing (the counts stay in /metrics) (default: ${DEFAULT-VALUE}).")
+    String failedHandshakeLog = "info";
 
     @Mixin
     EngineOptions engineOptions = new EngineOptions();
@@ -96,6 +119,13 @@ final class ServerCommand implements Callable<Integer> {
         if (port < 0 || port > 65535) {
             throw new BadFlagException("--port " + port + ": expected 0..65535");
         }
+        ServerPolicy policy;
+        try {
+            policy = new ServerPolicy(Duration.ofSeconds(handshakeTimeoutSeconds), Duration.ofSeconds(idleTimeoutSeconds),
+                    Duration.ofSeconds(shutdownGraceSeconds), FailedHandshakes.Level.parse(failedHandshakeLog));
+        } catch (IllegalArgumentException | ArithmeticException e) {
+            throw new BadFlagException(e.getMessage());
+        }
         TlsSettings tls = tlsOptions.settings();
         KeyMaterial keys = engineOptions.keyMaterial();
         CountDownLatch stopped = new CountDownLatch(1);
@@ -104,7 +134,7 @@ final class ServerCommand implements Callable<Integer> {
             try {
                 server = new ExampleServer(host, port, m, t, threads, n, engine, keys.chain(), keys.privateKey(),
                         InlinePolicy.belowMeasuredCost(java.time.Duration.ofNanos(inlineBelowMicros * 1000)), tls,
-                        handshakeStepsPerTurn);
+                        handshakeStepsPerTurn, policy);
                 if (http3) {
                     server.startHttp3();
                 }
@@ -120,27 +150,46 @@ final class ServerCommand implements Callable<Integer> {
                 }
                 throw e;
             }
-            Runnable stop = () -> {
+            AtomicInteger signals = new AtomicInteger();
+            AtomicReference<String> drained = new AtomicReference<>("");
+            Runnable drain = () -> {
                 try {
-                    server.close();
+                    drained.set(server.shutdownGracefully(policy.shutdownGrace()));
                 } catch (InterruptedException e) {
                     Thread.currentThread().interrupt();
                 } finally {
                     stopped.countDown();
                 }
             };
-            Signal.handle(new Signal("TERM"), sig -> stop.run());
-            Signal.handle(new Signal("INT"), sig -> stop.run());
+            sun.misc.SignalHandler onSignal = sig -> {
+                if (signals.incrementAndGet() == 1) {
+                    System.out.println("draining (" + sig.getName() + "): no new connections; in-flight handshakes "
+                            + "and requests get up to " + (policy.shutdownGrace().isZero() ? "no bound"
+                            : policy.shutdownGrace().toSeconds() + " s") + "; signal again to stop at once");
+                    System.out.flush();
+                    new Thread(drain, "shutdown").start();
+                } else {
+                    System.out.println("stopping at once (" + sig.getName() + " again)");
+                    System.out.flush();
+                    server.closeNow();
+                }
+            };
+            Signal.handle(new Signal("TERM"), onSignal);
+            Signal.handle(new Signal("INT"), onSignal);
             System.out.println("listening on https://" + host + ":" + server.port() + " (mode " + mode
                     + ", engine " + engine.name() + ", transport " + transport + ", notify "
                     + n.toString().toLowerCase(java.util.Locale.ROOT) + ", alpn " + String.join(",", tls.alpn())
                     + (tls.clientAuth() == io.netty.handler.ssl.ClientAuth.NONE ? ""
                     : ", client certificates " + tls.clientAuth().name().toLowerCase(java.util.Locale.ROOT)) + ")");
+            System.out.println(server.tlsSummary() + "; handshake timeout " + handshakeTimeoutSeconds
+                    + " s, idle timeout " + idleTimeoutSeconds + " s, shutdown grace "
+                    + (shutdownGraceSeconds == 0 ? "unbounded" : shutdownGraceSeconds + " s"));
             if (http3) {
                 System.out.println("HTTP/3 on udp://" + host + ":" + server.port() + " (QUIC, offloaded)");
             }
             System.out.flush();
             stopped.await();
+            System.out.println(drained.get());
         }
         System.out.println("stopped");
         return 0;

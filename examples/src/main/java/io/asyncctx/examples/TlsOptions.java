@@ -22,7 +22,9 @@ final class TlsOptions {
 
     @Option(names = "--ciphers", split = ",", paramLabel = "SUITE", description = "Cipher suites, comma-separated, "
             + "IANA or OpenSSL names, in the server's order (default: the ECDHE AEAD suites nginx accepts: "
-            + "ECDHE-{ECDSA,RSA}-{AES128-GCM-SHA256,AES256-GCM-SHA384,CHACHA20-POLY1305}, and TLS 1.3's three).")
+            + "ECDHE-{ECDSA,RSA}-{AES128-GCM-SHA256,AES256-GCM-SHA384,CHACHA20-POLY1305}, and TLS 1.3's three). As nginx's "
+            + "ssl_ciphers, a list without TLS 1.3 suites leaves TLS 1.3 on with its three; --tls-versions TLSv1.2 "
+            + "turns TLS 1.3 off.")
     List<String> ciphers;
 
     @Option(names = "--groups", split = ",", paramLabel = "GROUP", description = "Key-exchange groups, comma-separated "

@@ -56,10 +56,25 @@ public record TlsSettings(List<String> protocols, List<String> ciphers, List<Str
             "TLS_AES_256_GCM_SHA384",
             "TLS_CHACHA20_POLY1305_SHA256");
 
-    /** Validates; copies the lists and the array. */
+    /** The TLS 1.3 suites BoringSSL offers, kept whenever TLS 1.3 is on. */
+    public static final List<String> TLS13_CIPHERS = List.of(
+            "TLS_AES_128_GCM_SHA256",
+            "TLS_AES_256_GCM_SHA384",
+            "TLS_CHACHA20_POLY1305_SHA256");
+
+    /**
+     * Validates; copies the lists and the array. With TLS 1.3 among the protocols and no TLS 1.3 suite among the
+     * ciphers, TLS 1.3's three suites are added, as nginx's {@code ssl_ciphers} never touches TLS 1.3 (Netty would
+     * otherwise turn TLS 1.3 off without a word); {@code protocols} is the one switch for versions.
+     */
     public TlsSettings {
         protocols = List.copyOf(protocols);
         ciphers = List.copyOf(ciphers);
+        if (protocols.contains("TLSv1.3") && ciphers.stream().noneMatch(TlsSettings::isTls13Suite)) {
+            List<String> all = new java.util.ArrayList<>(ciphers);
+            all.addAll(TLS13_CIPHERS);
+            ciphers = List.copyOf(all);
+        }
         groups = groups == null ? null : List.copyOf(groups);
         alpn = List.copyOf(alpn);
         Objects.requireNonNull(clientAuth, "clientAuth");
@@ -74,6 +89,11 @@ public record TlsSettings(List<String> protocols, List<String> ciphers, List<Str
     public static TlsSettings defaults() {
         return new TlsSettings(List.of("TLSv1.3", "TLSv1.2"), DEFAULT_CIPHERS, null, true,
                 List.of(ApplicationProtocolNames.HTTP_2, ApplicationProtocolNames.HTTP_1_1), ClientAuth.NONE, null);
+    }
+
+    /** Whether a cipher suite name (IANA or OpenSSL, the same for TLS 1.3) is one of TLS 1.3's. */
+    static boolean isTls13Suite(String name) {
+        return name.startsWith("TLS_AES_") || name.startsWith("TLS_CHACHA20_");
     }
 
     /** The client CA certificates (a copy), or null. */

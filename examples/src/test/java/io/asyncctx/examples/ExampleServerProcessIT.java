@@ -9,6 +9,7 @@ import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStreamReader;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -117,29 +118,90 @@ class ExampleServerProcessIT {
         }
     }
 
-    @Test
-    void shouldServeTheReadmeMinimalServer(@org.junit.jupiter.api.io.TempDir Path dir) throws Exception {
-        Path key = dir.resolve("key.pem");
-        Path chain = dir.resolve("chain.pem");
+    /** Makes a self-signed RSA-2048 pair as the README does: key.pem, chain.pem in {@code dir}. */
+    static void selfSigned(Path dir) throws Exception {
         Process gen = new ProcessBuilder("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
-                key.toString(), "-out", chain.toString(), "-days", "2", "-subj", "/CN=localhost")
-                .redirectErrorStream(true).start();
+                dir.resolve("key.pem").toString(), "-out", dir.resolve("chain.pem").toString(), "-days", "2", "-subj",
+                "/CN=localhost").redirectErrorStream(true).start();
         gen.getInputStream().readAllBytes();
         assertTrue(gen.waitFor(30, TimeUnit.SECONDS));
         assertEquals(0, gen.exitValue());
-        Process p = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-cp",
-                jar(), "io.asyncctx.examples.MinimalOffloadServer", "--cert", chain.toString(), "--key",
-                key.toString(), "--port", "0").redirectErrorStream(true).start();
+    }
+
+    /** The README's minimal server as the README runs it ({@code java --enable-native-access=ALL-UNNAMED -cp}). */
+    static Process startMinimal(Path dir, int port) throws IOException {
+        return new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "--enable-native-access=ALL-UNNAMED", "-cp", jar(), "io.asyncctx.examples.MinimalOffloadServer",
+                "--cert", dir.resolve("chain.pem").toString(), "--key", dir.resolve("key.pem").toString(), "--port",
+                String.valueOf(port)).redirectErrorStream(true).start();
+    }
+
+    @Test
+    void shouldServeTheReadmeMinimalServer(@org.junit.jupiter.api.io.TempDir Path dir) throws Exception {
+        selfSigned(dir);
+        Process p = startMinimal(dir, 0);
         try {
             BufferedReader r = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8));
-            String ready = r.readLine();
-            Matcher m = Pattern.compile("^listening on /127\\.0\\.0\\.1:(\\d+)$").matcher(String.valueOf(ready));
-            assertTrue(m.find(), "first line: " + ready);
+            // A JVM may print warnings first (Java 24+ without native access, a future deprecation): skip them.
+            Pattern listening = Pattern.compile("^listening on 127\\.0\\.0\\.1:(\\d+)$");
+            StringBuilder before = new StringBuilder();
+            Matcher m = null;
+            for (String line; (line = r.readLine()) != null; ) {
+                Matcher l = listening.matcher(line);
+                if (l.find()) {
+                    m = l;
+                    break;
+                }
+                before.append(line).append('\n');
+            }
+            assertTrue(m != null, "no 'listening on 127.0.0.1:PORT' line; output:\n" + before);
+            assertTrue(before.toString().lines().noneMatch(l -> l.contains("restricted method")),
+                    "native access not granted:\n" + before);
             String body = curl(Integer.parseInt(m.group(1)));
             assertEquals("hello over TLS, key offloaded\n", body);
         } finally {
             p.destroyForcibly();
             p.waitFor(10, TimeUnit.SECONDS);
+        }
+    }
+
+    @Test
+    void shouldSayInOneLineThatTheMinimalServersPortIsTaken(@org.junit.jupiter.api.io.TempDir Path dir)
+            throws Exception {
+        selfSigned(dir);
+        try (java.net.ServerSocket taken = new java.net.ServerSocket(0, 1,
+                java.net.InetAddress.getByName("127.0.0.1"))) {
+            Process p = startMinimal(dir, taken.getLocalPort());
+            try {
+                String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+                assertTrue(p.waitFor(30, TimeUnit.SECONDS));
+                assertEquals(2, p.exitValue(), out);
+                List<String> lines = out.lines().filter(l -> !l.isBlank()).toList();
+                assertEquals(1, lines.size(), "one line expected:\n" + out);
+                assertTrue(lines.get(0).startsWith("cannot listen on 127.0.0.1:" + taken.getLocalPort() + " ("), out);
+                assertTrue(lines.get(0).contains("Address already in use"), out);
+            } finally {
+                p.destroyForcibly();
+            }
+        }
+    }
+
+    @Test
+    void shouldRefuseAKeyThatDoesNotMatchInOneLine(@org.junit.jupiter.api.io.TempDir Path dir) throws Exception {
+        selfSigned(dir);
+        Path other = Files.createDirectory(dir.resolve("other"));
+        selfSigned(other);
+        Process p = start(List.of("server", "--port", "0", "--cert", dir.resolve("chain.pem").toString(), "--key",
+                other.resolve("key.pem").toString()));
+        try {
+            String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+            assertTrue(p.waitFor(30, TimeUnit.SECONDS));
+            assertEquals(2, p.exitValue(), out);
+            assertTrue(out.contains("does not match"), out);
+            assertTrue(out.lines().noneMatch(l -> l.startsWith("\tat ") || l.contains("Exception")), out);
+            assertTrue(out.lines().filter(l -> !l.isBlank()).count() <= 2, out);
+        } finally {
+            p.destroyForcibly();
         }
     }
 
