@@ -148,7 +148,9 @@ final class AsyncOffloadHandler extends ChannelDuplexHandler {
         Future<byte[]> result;
         try {
             if (connection == null) {
-                connection = AsyncOffloadConnection.open((IoEventLoop) loop, context.engine(), context.config());
+                // One handshake, one certificate, one key: the first operation's engine serves the connection.
+                connection = AsyncOffloadConnection.open((IoEventLoop) loop, context.method().engineFor(operation),
+                        context.config());
             }
             result = connection.submit(operation);
         } catch (RuntimeException e) {

@@ -32,6 +32,8 @@ final class AsyncPrivateKeyMethodAdapter implements OpenSslAsyncPrivateKeyMethod
     private static final System.Logger LOG = System.getLogger(AsyncSslContext.class.getName());
 
     private final AsyncEngine engine;
+    /** The engine of a second key of another type (RSA and ECDSA side by side), or null. */
+    private final AsyncEngine second;
     private final OffloadConfig config;
     private final OffloadConfig detachedConfig;
     private final ConcurrentHashMap<SSLEngine, AsyncOffloadHandler> bindings = new ConcurrentHashMap<>();
@@ -53,7 +55,13 @@ final class AsyncPrivateKeyMethodAdapter implements OpenSslAsyncPrivateKeyMethod
     private volatile Runnable afterOperation;
 
     AsyncPrivateKeyMethodAdapter(AsyncEngine engine, OffloadConfig config, InlinePolicy.Decision inline) {
+        this(engine, null, config, inline);
+    }
+
+    AsyncPrivateKeyMethodAdapter(AsyncEngine engine, AsyncEngine second, OffloadConfig config,
+                                 InlinePolicy.Decision inline) {
         this.engine = engine;
+        this.second = second;
         this.config = config;
         // The detached loop is NIO (callback notification) and has no handshake budget of its own to keep.
         this.detachedConfig = config.toBuilder().notify(OffloadConfig.Notify.CALLBACK).handshakeStepsPerLoopTurn(0)
@@ -102,6 +110,24 @@ final class AsyncPrivateKeyMethodAdapter implements OpenSslAsyncPrivateKeyMethod
         return engine;
     }
 
+    /** The second key's engine, or null. */
+    AsyncEngine secondEngine() {
+        return second;
+    }
+
+    /**
+     * The engine whose key {@code op} needs: with a second key, a signature goes to the engine whose key type the
+     * scheme names (BoringSSL chose the certificate, and so the key, before it asks) and a decryption (static RSA) to
+     * the RSA key.
+     */
+    AsyncEngine engineFor(KeyOperation op) {
+        if (second == null) {
+            return engine;
+        }
+        String wanted = op.signatureScheme() == null ? "RSA" : op.signatureScheme().keyAlgorithm();
+        return KeylessKeyManager.keyType(second.publicKey()).equals(wanted) ? second : engine;
+    }
+
     OffloadConfig config() {
         return config;
     }
@@ -148,7 +174,7 @@ final class AsyncPrivateKeyMethodAdapter implements OpenSslAsyncPrivateKeyMethod
                     : handler.failed(failure);
         }
         KeyOperation op = KeyOperation.sign(scheme, input);
-        if (inline.isInline(scheme)) {
+        if (inline.isInline(scheme) && engineFor(op) == engine) {
             inlineOperations.increment();
             if (handler == null) {
                 return performInline(op);
@@ -168,7 +194,7 @@ final class AsyncPrivateKeyMethodAdapter implements OpenSslAsyncPrivateKeyMethod
         inFlight.increment();
         if (handler == null) {
             detachedOperations.increment();
-            Future<byte[]> f = DetachedOffload.run(engine, detachedConfig, op, sslEngine, operationEnded);
+            Future<byte[]> f = DetachedOffload.run(engineFor(op), detachedConfig, op, sslEngine, operationEnded);
             f.addListener(onFailure);
             return f;
         }

@@ -297,10 +297,23 @@ public final class AsyncSslContext extends SslContext {
         }
     }
 
-    /** The engines this context uses (its engine and the fallback engine, if any). */
+    /** The engines this context uses (its engine, the second key's and the fallback engine, if any). */
     List<AsyncEngine> engines() {
+        java.util.ArrayList<AsyncEngine> out = new java.util.ArrayList<>(List.of(engine));
+        AsyncEngine second = secondEngine();
+        if (second != null && second != engine) {
+            out.add(second);
+        }
         AsyncEngine fallback = config.fallbackEngine();
-        return fallback == null || fallback == engine ? List.of(engine) : List.of(engine, fallback);
+        if (fallback != null && !out.contains(fallback)) {
+            out.add(fallback);
+        }
+        return List.copyOf(out);
+    }
+
+    /** The engine of the second key (RSA and ECDSA side by side), or null. */
+    public AsyncEngine secondEngine() {
+        return method == null ? null : method.secondEngine();
     }
 
     AsyncPrivateKeyMethodAdapter method() {

@@ -49,6 +49,8 @@ public final class AsyncSslContextBuilder {
     private final boolean forServer;
     private final AsyncEngine engine;
     private final X509Certificate[] chain;
+    private AsyncEngine secondEngine;
+    private X509Certificate[] secondChain;
     private OffloadConfig config = OffloadConfig.defaults();
     private InlinePolicy inlinePolicy = InlinePolicy.never();
     private SslProvider provider = SslProvider.OPENSSL;
@@ -92,6 +94,37 @@ public final class AsyncSslContextBuilder {
      */
     public static AsyncSslContextBuilder forClient(AsyncEngine engine, X509Certificate... chain) {
         return new AsyncSslContextBuilder(false, engine, chain);
+    }
+
+    /**
+     * A second certificate and key of the other type, for a server that presents an ECDSA chain to clients that offer
+     * ECDSA signature algorithms and an RSA chain to the others (nginx's two {@code ssl_certificate} lines). Both keys
+     * are offloaded, each to its own engine; the operations of a handshake go to the engine of the certificate chosen.
+     * One key must be RSA and the other EC. Not with a fallback engine (it holds one key only).
+     */
+    public AsyncSslContextBuilder secondKey(AsyncEngine engine, X509Certificate... chain) {
+        Objects.requireNonNull(engine, "engine");
+        Objects.requireNonNull(chain, "chain");
+        if (chain.length == 0) {
+            throw new IllegalArgumentException("chain: empty; give the certificate of the second engine's key first");
+        }
+        if (!forServer) {
+            throw new IllegalStateException("secondKey is for server contexts: a client presents one certificate");
+        }
+        String first = KeylessKeyManager.keyType(this.chain[0].getPublicKey());
+        String other = KeylessKeyManager.keyType(chain[0].getPublicKey());
+        if (!(first.equals("RSA") && other.equals("EC") || first.equals("EC") && other.equals("RSA"))) {
+            throw new IllegalArgumentException("secondKey: the two certificates have keys of type " + first + " and "
+                    + other + "; give one RSA and one EC (ECDSA) certificate");
+        }
+        this.secondEngine = engine;
+        this.secondChain = chain.clone();
+        return this;
+    }
+
+    /** A second key from a PEM certificate chain, as {@link #secondKey(AsyncEngine, X509Certificate...)}. */
+    public AsyncSslContextBuilder secondKey(AsyncEngine engine, File chainPem) {
+        return secondKey(engine, readChain(chainPem));
     }
 
     /** Offload settings (notification path, job bound, timeouts, retries). */
@@ -197,13 +230,21 @@ public final class AsyncSslContextBuilder {
             }
         }
         if (provider == SslProvider.JDK) {
+            if (secondEngine != null) {
+                throw new IllegalStateException("secondKey needs SslProvider.OPENSSL (BoringSSL)");
+            }
             return buildJdk();
         }
         checkBoringSsl();
         checkUseTasks();
-        AsyncPrivateKeyMethodAdapter method = new AsyncPrivateKeyMethodAdapter(engine, config,
+        if (secondEngine != null && config.fallbackEngine() != null) {
+            throw new IllegalStateException("a fallback engine holds one key; with secondKey(...) leave "
+                    + "OffloadConfig.fallbackEngine unset");
+        }
+        AsyncPrivateKeyMethodAdapter method = new AsyncPrivateKeyMethodAdapter(engine, secondEngine, config,
                 inlinePolicy.resolve(engine));
-        KeylessKeyManager keyManager = new KeylessKeyManager(chain);
+        KeylessKeyManager keyManager = secondEngine == null ? new KeylessKeyManager(chain)
+                : new KeylessKeyManager(chain, secondChain);
         SslContextBuilder b = forServer ? SslContextBuilder.forServer(keyManager)
                 : SslContextBuilder.forClient().keyManager(keyManager);
         applyCommon(b);
@@ -278,6 +319,9 @@ public final class AsyncSslContextBuilder {
 
     private void checkKeyMatchesCertificate() {
         checkEngineKey(engine, "engine");
+        if (secondEngine != null) {
+            KeyMatch.requireEngineMatches(secondEngine, secondChain[0], "second engine");
+        }
         if (config.fallbackEngine() != null) {
             checkEngineKey(config.fallbackEngine(), "fallback engine");
         }
