@@ -24,7 +24,9 @@ import javax.net.ssl.SSLHandshakeException;
  * path. Its result is handed to BoringSSL from that loop while holding the {@code SSLEngine}'s monitor, the lock under
  * which Netty frees the engine, and only if the engine is still alive; Netty's {@code SslHandler} then moves the rest
  * of the handshake back to the channel's own loop (its delegated-task path). The loop starts with the first operation
- * and stops after {@link #IDLE_MILLIS} without one, so no thread stays behind an idle server.
+ * and stops after {@link #IDLE_MILLIS} without one, so no thread stays behind an idle server. No channel tells this
+ * path that its peer left: an operation whose engine Netty has freed (its handler was removed when the channel
+ * closed) is found within {@link #SWEEP_MILLIS} and cancelled, as the bound path cancels on close.
  *
  * <p>Threading: {@link #run} may be called from any thread; everything else runs on the detached loop.
  */
@@ -37,6 +39,14 @@ final class DetachedOffload {
     private static IoEventLoop loop;
     private static int users;
     private static long generation;
+    /** How often operations are checked for a freed engine (see {@link #sweep()}). */
+    static final long SWEEP_MILLIS = 200;
+    /** The operations out now; detached loop only. */
+    private static final java.util.Set<Detached> OPEN = new java.util.HashSet<>();
+    /** The periodic {@link #sweep()} while operations are out; detached loop only. */
+    private static io.netty.util.concurrent.ScheduledFuture<?> sweep;
+    /** Operations cancelled because their engine was freed. */
+    private static final java.util.concurrent.atomic.LongAdder CANCELLED = new java.util.concurrent.atomic.LongAdder();
     /** Results dropped because the handler had freed the engine meanwhile. */
     private static final java.util.concurrent.atomic.LongAdder DROPPED = new java.util.concurrent.atomic.LongAdder();
 
@@ -81,12 +91,40 @@ final class DetachedOffload {
             deliver(outer, sslEngine, null, failure);
             return;
         }
+        Detached d = new Detached(c, sslEngine);
+        OPEN.add(d);
+        if (sweep == null) {
+            sweep = l.scheduleAtFixedRate(DetachedOffload::sweep, SWEEP_MILLIS, SWEEP_MILLIS, TimeUnit.MILLISECONDS);
+        }
         c.submit(op).addListener((Future<byte[]> f) -> {
+            OPEN.remove(d);
+            if (OPEN.isEmpty() && sweep != null) {
+                sweep.cancel(false);
+                sweep = null;
+            }
             c.close();
             release(l);
             done.run();
             deliver(outer, sslEngine, f.isSuccess() ? f.getNow() : null, f.cause());
         });
+    }
+
+    /**
+     * Cancels the operations whose engine its handler has freed (the peer or the framework closed the channel): the
+     * library cannot see that channel's close, so it looks for freed engines every {@link #SWEEP_MILLIS} while
+     * operations are out. Closing the connection abandons the job and tells the engine to drop the work.
+     */
+    private static void sweep() {
+        for (Detached d : OPEN.toArray(new Detached[0])) {
+            if (d.sslEngine instanceof ReferenceCountedOpenSslEngine e && e.sslPointer() == 0) {
+                CANCELLED.increment();
+                d.connection.close();
+            }
+        }
+    }
+
+    /** One operation out on the detached loop. */
+    private record Detached(AsyncOffloadConnection connection, SSLEngine sslEngine) {
     }
 
     private static void deliver(Promise<byte[]> outer, SSLEngine sslEngine, byte[] result, Throwable cause) {
@@ -143,6 +181,11 @@ final class DetachedOffload {
             loop = null;
         }
         g.shutdownGracefully(0, 0, TimeUnit.SECONDS);
+    }
+
+    /** Operations cancelled so far because the engine they were for had been freed. Any thread. */
+    static long cancelledOperations() {
+        return CANCELLED.sum();
     }
 
     /** Results dropped so far because the engine they were for had been freed (the peer left). Any thread. */
