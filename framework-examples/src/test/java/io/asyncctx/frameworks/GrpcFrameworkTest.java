@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.asyncctx.engine.JcaKeySigner;
 import io.asyncctx.engine.SoftwareEngine;
 import io.asyncctx.netty.AsyncSslContext;
+import io.asyncctx.netty.LeakCheck;
 import io.asyncctx.netty.AsyncSslContextBuilder;
 import io.asyncctx.netty.OffloadConfig;
 import io.asyncctx.testkit.FaultInjectingEngine;
