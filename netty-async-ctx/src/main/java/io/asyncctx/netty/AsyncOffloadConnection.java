@@ -191,7 +191,7 @@ public final class AsyncOffloadConnection implements AutoCloseable {
         op = operation;
         promise = p;
         if (router.skipPrimary(System.nanoTime())) {
-            loopState.primarySkips++;
+            recorder.primarySkipped();
             runOnFallback(null);
         } else {
             runOn(router.usePrimary());
@@ -221,7 +221,7 @@ public final class AsyncOffloadConnection implements AutoCloseable {
             fail(failure);
             return;
         }
-        loopState.fallbackOperations++;
+        recorder.fallbackOperation();
         recorder.fallback(router.fallback());
         runOn(fs);
     }
@@ -232,7 +232,7 @@ public final class AsyncOffloadConnection implements AutoCloseable {
      */
     private void onEngineFailure(Throwable cause) {
         if (!router.onFallback()) {
-            loopState.primaryFailures++;
+            recorder.primaryFailed();
         }
         router.attemptFailed(System.nanoTime());
         if (!router.canFallBack() || closed || promise == null) {
@@ -472,7 +472,7 @@ public final class AsyncOffloadConnection implements AutoCloseable {
             return;
         }
         timers.deadlinePassed();
-        loopState.operationTimeouts++;
+        recorder.operationTimedOut();
         currentRecorder().jobFailed(OffloadMetrics.FailureCause.DEADLINE);
         boolean engineHadIt = job != null && job.state() != AsyncJob.State.NEW;
         if (engineHadIt) {
@@ -603,7 +603,7 @@ public final class AsyncOffloadConnection implements AutoCloseable {
             boolean started = j.state() != AsyncJob.State.NEW;
             if (j.abandon() && started) {
                 try {
-                    loopState.operationsCancelled++;
+                    recorder.operationCancelled();
                     jobSession.cancel(j);
                 } catch (RuntimeException e) {
                     LOG.log(System.Logger.Level.DEBUG, "engine session cancel failed", e);

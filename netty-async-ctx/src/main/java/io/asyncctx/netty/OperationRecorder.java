@@ -5,8 +5,9 @@ import io.asyncctx.engine.KeyOperation;
 
 /**
  * What one connection records about its operations: the metrics {@link OffloadMetrics.Recorder} of the engine that runs
- * the current attempt (the primary's, or the fallback's once used), the pause clock, and the JFR pause and resume
- * events.
+ * the current attempt (the primary's, or the fallback's once used), the pause clock, the JFR pause and resume events,
+ * and the loop's own counters ({@link AsyncOffloadLoops}). The connection records through this class only, so that
+ * every counter has one writer.
  *
  * <p><b>Threading.</b> Loop thread only.
  */
@@ -43,6 +44,31 @@ final class OperationRecorder {
         if (fallback == null) {
             fallback = loopState.recorder(metrics, fallbackEngine);
         }
+    }
+
+    /** An operation skipped an unhealthy primary and went straight to the fallback. */
+    void primarySkipped() {
+        loopState.primarySkips++;
+    }
+
+    /** An operation runs (again) on the fallback engine. */
+    void fallbackOperation() {
+        loopState.fallbackOperations++;
+    }
+
+    /** The primary engine failed an operation. */
+    void primaryFailed() {
+        loopState.primaryFailures++;
+    }
+
+    /** An operation's deadline passed. */
+    void operationTimedOut() {
+        loopState.operationTimeouts++;
+    }
+
+    /** An operation the engine had taken was cancelled (closed, timed out, abandoned). */
+    void operationCancelled() {
+        loopState.operationsCancelled++;
     }
 
     /** A new attempt starts, or the operation ended: no pause yet. */
