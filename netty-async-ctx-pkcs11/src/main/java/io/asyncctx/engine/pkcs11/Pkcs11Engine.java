@@ -15,7 +15,6 @@ import java.security.cert.CertificateFactory;
 import java.security.cert.X509Certificate;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
-import java.util.function.UnaryOperator;
 
 /**
  * An engine whose private key lives on a PKCS#11 token (an HSM, a smart card, SoftHSM2, or a token on another machine
@@ -27,8 +26,9 @@ import java.util.function.UnaryOperator;
  * operation goes into a bounded queue ({@link EngineWorkers}), and when the queue is full the job's status becomes
  * EAGAIN. Each worker thread has its own token session, logged in once. {@link #close()} (a CAS: only the first call
  * acts) stops the workers, fails what is still queued, closes every session, logs out when no other engine of this JVM
- * uses the token, and releases the module; it blocks while a worker finishes its operation on the token (up to 10
- * seconds), so call it from a thread that may block, never from an event loop.
+ * uses the token, and releases the module; it blocks while a worker finishes its operation on the token (up to the
+ * builder's {@link Pkcs11EngineBuilder#closeTimeout close timeout}, 10 seconds by default), so call it from a thread
+ * that may block, never from an event loop.
  *
  * <p><b>Sessions the token drops</b> ({@code CKR_SESSION_HANDLE_INVALID}, {@code CKR_DEVICE_REMOVED}, a p11-kit server
  * that died) are reopened by the worker that met them; the operation fails with the token's reason (or goes to the
@@ -50,42 +50,19 @@ public final class Pkcs11Engine extends AbstractAsyncEngine {
     private final TokenMechanisms.KeyKind kind;
     private final EngineWorkers workers;
     private final AtomicLong sessionFailures = new AtomicLong();
-    private final long joinMillis;
+    private final long closeTimeoutMillis;
 
-    private Pkcs11Engine(String name, Pkcs11EngineBuilder b, TokenAccess access, TokenAccess.OpenSession loginSession,
-                         X509Certificate[] chain, TokenMechanisms.KeyKind kind, UnaryOperator<KeySigner> decorator) {
-        super(name, b.fdMode);
+    private Pkcs11Engine(Pkcs11Settings settings, TokenAccess access, TokenAccess.OpenSession loginSession,
+                         X509Certificate[] chain, TokenMechanisms.KeyKind kind) {
+        super(settings.name(), settings.fdMode());
         this.access = access;
         this.loginSession = loginSession;
         this.slotId = loginSession.slotId();
         this.chain = chain;
         this.kind = kind;
-        this.joinMillis = b.closeJoinMillis;
-        this.workers = new EngineWorkers(name, name + "-worker-", b.threads, b.queueCapacity, () -> {
-            TokenWorker tokenWorker = new TokenWorker(access, kind, sessionFailures);
-            KeySigner decorated = decorator.apply(new KeySigner() {
-                @Override
-                public PublicKey publicKey() {
-                    return chain[0].getPublicKey();
-                }
-
-                @Override
-                public byte[] perform(KeyOperation operation) throws GeneralSecurityException {
-                    return tokenWorker.perform(operation);
-                }
-            });
-            return new EngineWorkers.Worker() {
-                @Override
-                public byte[] perform(KeyOperation operation) throws GeneralSecurityException {
-                    return decorated.perform(operation);
-                }
-
-                @Override
-                public void close() {
-                    tokenWorker.close();
-                }
-            };
-        });
+        this.closeTimeoutMillis = settings.closeTimeout().toMillis();
+        this.workers = new EngineWorkers(settings.name(), settings.name() + "-worker-", settings.threads(),
+                settings.queueCapacity(), () -> new TokenWorker(access, kind, sessionFailures));
     }
 
     /** A builder for an engine. */
@@ -93,10 +70,10 @@ public final class Pkcs11Engine extends AbstractAsyncEngine {
         return new Pkcs11EngineBuilder();
     }
 
-    static Pkcs11Engine start(String name, Pkcs11EngineBuilder b, TokenAccess access,
-                              TokenAccess.OpenSession loginSession, X509Certificate[] chain,
-                              TokenMechanisms.KeyKind kind) {
-        Pkcs11Engine engine = new Pkcs11Engine(name, b, access, loginSession, chain, kind, b.signerDecorator);
+    /** Starts an engine on a session the factory opened and logged in; the engine owns it from now on. */
+    static Pkcs11Engine start(Pkcs11Settings settings, TokenAccess access, TokenAccess.OpenSession loginSession,
+                              X509Certificate[] chain, TokenMechanisms.KeyKind kind) {
+        Pkcs11Engine engine = new Pkcs11Engine(settings, access, loginSession, chain, kind);
         engine.workers.start();
         return engine;
     }
@@ -179,7 +156,7 @@ public final class Pkcs11Engine extends AbstractAsyncEngine {
 
     /** The handle of the session whose login lasts as long as the engine (tests). */
     long loginSessionHandle() {
-        return loginSession.session().getSessionHandle();
+        return loginSession.session();
     }
 
     /** Times the module was re-initialised after its device went away (shared by engines of the module). */
@@ -193,18 +170,19 @@ public final class Pkcs11Engine extends AbstractAsyncEngine {
     }
 
     /**
-     * Stops the workers (an operation in progress on the token finishes first; waits up to 10 seconds), fails the
-     * operations still queued, closes the sessions, logs out of the token when no other engine of this JVM is logged
-     * in to it, and releases the module (unless a worker is still busy in the token after the wait: then the module
-     * stays loaded). Idempotent (a CAS). Blocks up to 10 seconds: call it from a thread that may block, never from an
-     * event loop (nor from one of the engine's workers).
+     * Stops the workers (an operation in progress on the token finishes first; waits up to the close timeout, 10
+     * seconds by default), fails the operations still queued, closes the sessions, logs out of the token when no other
+     * engine of this JVM is logged in to it, and releases the module (unless a worker is still busy in the token after
+     * the wait: then its thread and the module stay until the token answers). Idempotent (a CAS). Blocks up to the
+     * close timeout: call it from a thread that may block, never from an event loop (nor from one of the engine's
+     * workers).
      */
     @Override
     public void close() {
         if (!markClosed()) {
             return;
         }
-        boolean ended = workers.close(joinMillis);
+        boolean ended = workers.close(closeTimeoutMillis);
         TokenModule module = access.module();
         if (module.loggedOut(slotId)) { // this engine's login stops counting even when a worker is still busy
             logoutQuietly();
@@ -233,7 +211,7 @@ public final class Pkcs11Engine extends AbstractAsyncEngine {
             if (loginSession.generation() != module.generation()) {
                 return;
             }
-            loginSession.session().logout();
+            module.cryptoki().logout(loginSession.session());
         } catch (org.xipki.pkcs11.wrapper.PKCS11Exception | RuntimeException e) {
             // Not logged in any more, or the token is gone: nothing to undo.
         } finally {
@@ -254,7 +232,8 @@ public final class Pkcs11Engine extends AbstractAsyncEngine {
     }
 
     /** Signs a random challenge on the token with a builder-time session and verifies it with the certificate. */
-    static boolean matches(TokenAccess.OpenSession open, TokenMechanisms.KeyKind kind, PublicKey certKey)
+    static boolean matches(TokenAccess access, TokenAccess.OpenSession open, TokenMechanisms.KeyKind kind,
+                           PublicKey certKey)
             throws GeneralSecurityException {
         return KeyMatch.matches(new KeySigner() {
             @Override
@@ -265,7 +244,8 @@ public final class Pkcs11Engine extends AbstractAsyncEngine {
             @Override
             public byte[] perform(KeyOperation operation) throws GeneralSecurityException {
                 try {
-                    return TokenMechanisms.perform(open.session(), open.keyHandle(), kind, operation);
+                    return TokenMechanisms.perform(access.module().cryptoki(), open.session(), open.keyHandle(), kind,
+                            operation);
                 } catch (org.xipki.pkcs11.wrapper.PKCS11Exception e) {
                     throw new GeneralSecurityException(Pkcs11Errors.text(e), e);
                 }

@@ -1,18 +1,12 @@
 package io.asyncctx.engine.pkcs11;
 
 import io.asyncctx.engine.AbstractAsyncEngine.FdMode;
-import io.asyncctx.engine.KeySigner;
-import org.xipki.pkcs11.wrapper.PKCS11Constants;
-import org.xipki.pkcs11.wrapper.PKCS11Exception;
 
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.security.GeneralSecurityException;
-import java.security.cert.CertificateException;
 import java.security.cert.X509Certificate;
+import java.time.Duration;
 import java.util.Arrays;
 import java.util.Objects;
-import java.util.function.UnaryOperator;
 
 /**
  * Configures and builds a {@link Pkcs11Engine}: the module, the token (label, serial, slot id), the PIN source, the key
@@ -23,23 +17,22 @@ import java.util.function.UnaryOperator;
  * signs a test challenge on the token): call it at startup, never on an event loop.
  */
 public final class Pkcs11EngineBuilder {
-    Path modulePath;
-    String tokenLabel;
-    String serial;
-    String manufacturer;
-    String model;
-    Long slot;
-    Path pinFile;
-    String pinEnvVar;
-    String keyLabel;
-    byte[] keyId;
-    X509Certificate[] chain;
-    int threads = 2;
-    int queueCapacity = 256;
-    FdMode fdMode = FdMode.SHARED_PER_LOOP;
-    String name;
-    UnaryOperator<KeySigner> signerDecorator = UnaryOperator.identity();
-    long closeJoinMillis = 10_000;
+    private Path modulePath;
+    private String tokenLabel;
+    private String serial;
+    private String manufacturer;
+    private String model;
+    private Long slot;
+    private Path pinFile;
+    private String pinEnvVar;
+    private String keyLabel;
+    private byte[] keyId;
+    private X509Certificate[] chain;
+    private int threads = 2;
+    private int queueCapacity = 256;
+    private FdMode fdMode = FdMode.SHARED_PER_LOOP;
+    private String name;
+    private Duration closeTimeout = Duration.ofSeconds(10);
 
     Pkcs11EngineBuilder() {
     }
@@ -169,18 +162,18 @@ public final class Pkcs11EngineBuilder {
         return this;
     }
 
-    /** Test seam: wraps each worker's token signer (to hold a worker busy, for example). */
-    Pkcs11EngineBuilder signerDecorator(UnaryOperator<KeySigner> decorator) {
-        this.signerDecorator = Objects.requireNonNull(decorator, "decorator");
-        return this;
-    }
-
-    /** Test seam: how long {@link Pkcs11Engine#close()} waits for a busy worker (default 10 s). */
-    Pkcs11EngineBuilder closeJoinMillis(long millis) {
-        if (millis < 0) {
-            throw new IllegalArgumentException("closeJoinMillis: " + millis + " (expected >= 0)");
+    /**
+     * How long {@link Pkcs11Engine#close()} waits for an operation in progress on the token (default 10 seconds). A
+     * token call cannot be interrupted: when a hung HSM or a stalled network token holds a worker past this time,
+     * {@code close()} returns anyway, fails what is queued and logs the engine's share of the login out, and the
+     * worker's thread and the module stay until the token answers. Fit it to the server's shutdown budget.
+     */
+    public Pkcs11EngineBuilder closeTimeout(Duration timeout) {
+        Objects.requireNonNull(timeout, "timeout");
+        if (timeout.isNegative()) {
+            throw new IllegalArgumentException("closeTimeout: " + timeout + " (expected zero or more)");
         }
-        this.closeJoinMillis = millis;
+        this.closeTimeout = timeout;
         return this;
     }
 
@@ -193,82 +186,17 @@ public final class Pkcs11EngineBuilder {
      *     unsupported key type); the message says what to do
      */
     public Pkcs11Engine build() {
-        checkComplete();
-        String engineName = name != null ? name : Pkcs11Engine.nextName();
-        char[] pin = pinFile != null ? PinSource.fromFile(pinFile) : PinSource.fromEnvironment(pinEnvVar);
-        TokenModule module;
-        try {
-            module = TokenModule.acquire(modulePath);
-        } catch (RuntimeException e) {
-            Arrays.fill(pin, '\0');
-            throw e;
-        }
-        TokenAccess access = new TokenAccess(module, tokenLabel, serial, manufacturer, model, slot, keyLabel,
-                keyId == null ? null : keyId.clone(), pin);
-        boolean success = false;
-        try {
-            Pkcs11Engine engine = buildOn(engineName, access);
-            success = true;
-            return engine;
-        } finally {
-            if (!success) {
-                access.wipePin();
-                module.release();
-            }
-        }
+        Pkcs11Settings settings = settings();
+        WrapperCryptoki.checkModuleFile(settings.modulePath());
+        return Pkcs11EngineFactory.open(settings, WrapperCryptoki::load);
     }
 
-    private Pkcs11Engine buildOn(String engineName, TokenAccess access) {
-        TokenModule module = access.module();
-        TokenAccess.OpenSession open;
-        module.calls().lock();
-        try {
-            try {
-                open = access.open();
-            } catch (PKCS11Exception e) {
-                throw loginFailure(e, access);
-            }
-            try {
-                TokenMechanisms.KeyKind kind = keyKind(access, open);
-                X509Certificate[] certs = chain != null ? chain : chainFromToken(access, open);
-                TokenMechanisms.KeyKind certKind = TokenMechanisms.KeyKind.ofJca(certs[0].getPublicKey()
-                        .getAlgorithm());
-                if (certKind != kind) {
-                    throw mismatch(access, certs[0], "the certificate holds a " + certs[0].getPublicKey()
-                            .getAlgorithm() + " key but the token key is " + kind.jcaAlgorithm);
-                }
-                boolean matches;
-                try {
-                    matches = Pkcs11Engine.matches(open, kind, certs[0].getPublicKey());
-                } catch (GeneralSecurityException | RuntimeException e) {
-                    String hint = Pkcs11Errors.code(e) != PKCS11Constants.CKR_MECHANISM_INVALID ? ""
-                            : "; the module does not offer the mechanism for a " + kind.jcaAlgorithm + " key (list "
-                            + "them with: pkcs11-tool --module " + modulePath + " -M)" + (kind
-                            == TokenMechanisms.KeyKind.ED25519 ? ", and p11-kit 0.24's RPC (Debian 12) does not "
-                            + "forward CKM_EDDSA: use an RSA or EC key through p11-kit" : "");
-                    throw new IllegalStateException("the key " + access.keyDescription() + " on the token "
-                            + access.tokenDescription() + " cannot sign a test challenge: " + Pkcs11Errors.text(e)
-                            + hint, e);
-                }
-                if (!matches) {
-                    throw mismatch(access, certs[0], "a signature by the key does not verify with the certificate's "
-                            + "public key");
-                }
-                module.loggedIn(open.slotId());
-                Pkcs11Engine engine = Pkcs11Engine.start(engineName, this, access, open, certs, kind);
-                open = null; // the engine keeps it: the login lasts as long as the engine
-                return engine;
-            } finally {
-                if (open != null) {
-                    access.close(open);
-                }
-            }
-        } finally {
-            module.calls().unlock();
-        }
-    }
-
-    private void checkComplete() {
+    /**
+     * The settings as they are now, checked complete; the engine's name is chosen here when none was given.
+     *
+     * @throws IllegalArgumentException when the module, the PIN source or the key is missing
+     */
+    Pkcs11Settings settings() {
         if (modulePath == null) {
             throw new IllegalArgumentException("no PKCS#11 module: call modulePath(path of the token's PKCS#11 module, "
                     + "for example /usr/lib/softhsm/libsofthsm2.so) or put module-path= in the URI");
@@ -281,68 +209,8 @@ public final class Pkcs11EngineBuilder {
             throw new IllegalArgumentException("no key named: call keyLabel(label) or keyId(id), or give a URI with "
                     + "object= or id=");
         }
-        if (!Files.isRegularFile(modulePath) || !Files.isReadable(modulePath)) {
-            throw new IllegalArgumentException("PKCS#11 module library not found or not readable: " + modulePath
-                    + "; install the token's PKCS#11 module (SoftHSM2: apt-get install softhsm2, module "
-                    + "/usr/lib/softhsm/libsofthsm2.so; p11-kit client: apt-get install p11-kit-modules, module "
-                    + "/usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so) or fix the module path");
-        }
-    }
-
-    private RuntimeException loginFailure(PKCS11Exception e, TokenAccess access) {
-        String source = pinFile != null ? "the PIN file " + pinFile : "the environment variable " + pinEnvVar;
-        if (e.getErrorCode() == PKCS11Constants.CKR_PIN_INCORRECT) {
-            return new IllegalStateException("wrong PIN for the token " + access.tokenDescription()
-                    + " (CKR_PIN_INCORRECT); fix the PIN in " + source + " (tokens lock the user PIN after a few failed "
-                    + "attempts)", e);
-        }
-        return new IllegalStateException("login to the token " + access.tokenDescription() + " failed: "
-                + Pkcs11Errors.text(e) + "; check the PIN in " + source + " and that the token's user PIN is "
-                + "initialized", e);
-    }
-
-    private static TokenMechanisms.KeyKind keyKind(TokenAccess access, TokenAccess.OpenSession open) {
-        long type;
-        try {
-            type = access.keyType(open);
-        } catch (PKCS11Exception e) {
-            throw new IllegalStateException("cannot read the key type of " + access.keyDescription() + ": "
-                    + Pkcs11Errors.text(e), e);
-        }
-        TokenMechanisms.KeyKind kind = TokenMechanisms.KeyKind.ofCkk(type);
-        if (kind == null) {
-            throw new IllegalStateException("the key " + access.keyDescription() + " on the token "
-                    + access.tokenDescription() + " has key type 0x" + Long.toHexString(type) + "; use an RSA, EC "
-                    + "(P-256, P-384) or Ed25519 key");
-        }
-        return kind;
-    }
-
-    private static X509Certificate[] chainFromToken(TokenAccess access, TokenAccess.OpenSession open) {
-        byte[] der;
-        try {
-            der = access.certificateOnToken(open);
-        } catch (PKCS11Exception e) {
-            throw new IllegalStateException("cannot read the certificate of " + access.keyDescription() + " on the "
-                    + "token: " + Pkcs11Errors.text(e), e);
-        }
-        if (der == null) {
-            throw new IllegalStateException("no certificate given and none on the token for the key "
-                    + access.keyDescription() + " (" + access.tokenDescription() + "); give the certificate file "
-                    + "(--cert FILE, or certificateChain(...)), or store it on the token with the key's id: pkcs11-tool "
-                    + "--module MODULE --token-label TOKEN --login --write-object cert.der --type cert --id ID");
-        }
-        try {
-            return new X509Certificate[]{Pkcs11Engine.certificate(der)};
-        } catch (CertificateException e) {
-            throw new IllegalStateException("the certificate object of " + access.keyDescription() + " on the token "
-                    + "is not an X.509 certificate: " + e.getMessage(), e);
-        }
-    }
-
-    private static IllegalStateException mismatch(TokenAccess access, X509Certificate cert, String why) {
-        return new IllegalStateException("the private key " + access.keyDescription() + " on the token "
-                + access.tokenDescription() + " does not match the certificate " + cert.getSubjectX500Principal()
-                + ": " + why + "; give the certificate of this key (or the key of this certificate)");
+        return new Pkcs11Settings(name != null ? name : Pkcs11Engine.nextName(), modulePath, tokenLabel, serial,
+                manufacturer, model, slot, pinFile, pinEnvVar, keyLabel, keyId,
+                chain == null ? null : Arrays.asList(chain), threads, queueCapacity, fdMode, closeTimeout);
     }
 }

@@ -1,11 +1,7 @@
 package io.asyncctx.engine.pkcs11;
 
-import org.xipki.pkcs11.wrapper.AttributeVector;
 import org.xipki.pkcs11.wrapper.PKCS11Constants;
 import org.xipki.pkcs11.wrapper.PKCS11Exception;
-import org.xipki.pkcs11.wrapper.Session;
-import org.xipki.pkcs11.wrapper.Slot;
-import org.xipki.pkcs11.wrapper.TokenInfo;
 
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -26,8 +22,8 @@ import java.util.concurrent.atomic.AtomicLong;
  */
 final class TokenAccess {
 
-    /** A logged-in session, the key's handle in it, and the module generation it belongs to. */
-    record OpenSession(Session session, long keyHandle, long generation, long slotId) {
+    /** A logged-in session's handle, the key's handle in it, and the module generation it belongs to. */
+    record OpenSession(long session, long keyHandle, long generation, long slotId) {
     }
 
     /** No token in the module's slot list matches the selection (the token was removed, or its server went away). */
@@ -52,16 +48,16 @@ final class TokenAccess {
     private final AtomicLong sessionsOpened = new AtomicLong();
     private volatile String loginRefusal;
 
-    TokenAccess(TokenModule module, String tokenLabel, String serial, String manufacturer, String model, Long slotId,
-                String keyLabel, byte[] keyId, char[] pin) {
+    /** The selection is the settings'; {@code pin} is kept (not copied) and wiped by {@link #wipePin()}. */
+    TokenAccess(TokenModule module, Pkcs11Settings settings, char[] pin) {
         this.module = module;
-        this.tokenLabel = tokenLabel;
-        this.serial = serial;
-        this.manufacturer = manufacturer;
-        this.model = model;
-        this.slotId = slotId;
-        this.keyLabel = keyLabel;
-        this.keyId = keyId;
+        this.tokenLabel = settings.tokenLabel();
+        this.serial = settings.serial();
+        this.manufacturer = settings.manufacturer();
+        this.model = settings.model();
+        this.slotId = settings.slotId();
+        this.keyLabel = settings.keyLabel();
+        this.keyId = settings.keyId();
         this.pin = pin;
     }
 
@@ -79,32 +75,25 @@ final class TokenAccess {
         return sessionsOpened.get();
     }
 
-    /** The slot whose token matches the selection. Holds the module's read lock while it asks. */
-    Slot findSlot() throws PKCS11Exception {
+    /** The slot id of the token that matches the selection. Call it holding the module's read lock. */
+    long findSlot() throws PKCS11Exception {
         List<String> seen = new ArrayList<>();
-        Slot match = null;
-        for (Slot slot : module.module().getSlotList(true)) {
-            TokenInfo info;
-            try {
-                info = slot.getToken().getTokenInfo();
-            } catch (PKCS11Exception e) {
-                continue; // an unrecognised or uninitialised token: not ours
-            }
-            if (!info.isTokenInitialized()) {
+        Long match = null;
+        for (Cryptoki.TokenInfo info : module.cryptoki().tokens()) {
+            if (!info.initialized()) {
                 continue;
             }
-            String label = info.getLabel().strip();
-            seen.add("'" + label + "' (slot " + slot.getSlotID() + ", serial " + info.getSerialNumber().strip() + ")");
-            if ((tokenLabel == null || tokenLabel.equals(label))
-                    && (serial == null || serial.equals(info.getSerialNumber().strip()))
-                    && (manufacturer == null || manufacturer.equals(info.getManufacturerID().strip()))
-                    && (model == null || model.equals(info.getModel().strip()))
-                    && (slotId == null || slotId == slot.getSlotID())) {
+            seen.add("'" + info.label() + "' (slot " + info.slotId() + ", serial " + info.serial() + ")");
+            if ((tokenLabel == null || tokenLabel.equals(info.label()))
+                    && (serial == null || serial.equals(info.serial()))
+                    && (manufacturer == null || manufacturer.equals(info.manufacturer()))
+                    && (model == null || model.equals(info.model()))
+                    && (slotId == null || slotId == info.slotId())) {
                 if (match != null) {
                     throw new IllegalStateException("more than one token matches " + tokenDescription() + " in "
                             + module.path() + ": " + seen + "; name the token by label, serial or slot id");
                 }
-                match = slot;
+                match = info.slotId();
             }
         }
         if (match == null) {
@@ -127,14 +116,15 @@ final class TokenAccess {
             throw new IllegalStateException(refusal);
         }
         long generation = module.generation();
-        Slot slot = findSlot();
-        Session session = slot.getToken().openSession(false);
+        long slot = findSlot();
+        Cryptoki c = module.cryptoki();
+        long session = c.openSession(slot);
         openSessions.incrementAndGet();
         sessionsOpened.incrementAndGet();
         boolean success = false;
         try {
             try {
-                session.login(PKCS11Constants.CKU_USER, pin);
+                c.login(session, pin);
             } catch (PKCS11Exception e) {
                 if (e.getErrorCode() != PKCS11Constants.CKR_USER_ALREADY_LOGGED_IN) {
                     throw e;
@@ -142,10 +132,10 @@ final class TokenAccess {
             }
             long key = findKey(session);
             success = true;
-            return new OpenSession(session, key, generation, slot.getSlotID());
+            return new OpenSession(session, key, generation, slot);
         } finally {
             if (!success) {
-                close(new OpenSession(session, 0, generation, slot.getSlotID()));
+                close(new OpenSession(session, 0, generation, slot));
             }
         }
     }
@@ -157,21 +147,14 @@ final class TokenAccess {
             return;
         }
         try {
-            open.session().closeSession();
+            module.cryptoki().closeSession(open.session());
         } catch (PKCS11Exception | RuntimeException e) {
             // Gone already (the token was removed): nothing left to release.
         }
     }
 
-    private long findKey(Session session) throws PKCS11Exception {
-        AttributeVector template = new AttributeVector().class_(PKCS11Constants.CKO_PRIVATE_KEY);
-        if (keyLabel != null) {
-            template.label(keyLabel);
-        }
-        if (keyId != null) {
-            template.id(keyId);
-        }
-        long[] found = session.findObjectsSingle(template, 2);
+    private long findKey(long session) throws PKCS11Exception {
+        long[] found = module.cryptoki().findObjects(session, PKCS11Constants.CKO_PRIVATE_KEY, keyLabel, keyId, 2);
         if (found.length == 1) {
             return found[0];
         }
@@ -180,18 +163,17 @@ final class TokenAccess {
                     + tokenDescription() + "; name it by label and id");
         }
         throw new IllegalStateException("no private key " + keyDescription() + " on the token " + tokenDescription()
-                + "; private keys found: " + listKeys(session) + ". Import one with: softhsm2-util --import key.pem "
-                + "--token TOKEN --label LABEL --id 01 --pin PIN (or generate it with pkcs11-tool --keypairgen)");
+                + "; private keys found: " + listKeys(module.cryptoki(), session) + ". Import one with: softhsm2-util "
+                + "--import key.pem --token TOKEN --label LABEL --id 01 --pin PIN (or generate it with pkcs11-tool "
+                + "--keypairgen)");
     }
 
-    private static String listKeys(Session session) {
+    private static String listKeys(Cryptoki c, long session) {
         try {
-            long[] all = session.findObjectsSingle(new AttributeVector().class_(PKCS11Constants.CKO_PRIVATE_KEY), 64);
             List<String> keys = new ArrayList<>();
-            for (long h : all) {
-                AttributeVector a = session.getAttrValues(h, PKCS11Constants.CKA_LABEL, PKCS11Constants.CKA_ID);
-                byte[] id = a.id();
-                keys.add("'" + a.label() + "' id=" + (id == null ? "-" : HexFormat.of().formatHex(id)));
+            for (long h : c.findObjects(session, PKCS11Constants.CKO_PRIVATE_KEY, null, null, 64)) {
+                byte[] id = c.id(session, h);
+                keys.add("'" + c.label(session, h) + "' id=" + (id == null ? "-" : HexFormat.of().formatHex(id)));
             }
             return keys.toString();
         } catch (PKCS11Exception | RuntimeException e) {
@@ -199,29 +181,28 @@ final class TokenAccess {
         }
     }
 
-    /** The CKA_KEY_TYPE of the key. */
+    /** The CKA_KEY_TYPE of the key, or -1. */
     long keyType(OpenSession open) throws PKCS11Exception {
-        Long type = open.session().getAttrValues(open.keyHandle(), PKCS11Constants.CKA_KEY_TYPE).keyType();
-        return type == null ? -1 : type;
+        return module.cryptoki().keyType(open.session(), open.keyHandle());
     }
 
     /** The DER value of the certificate object with the key's CKA_ID (else its label) on the token, or null. */
     byte[] certificateOnToken(OpenSession open) throws PKCS11Exception {
-        AttributeVector keyAttrs = open.session().getAttrValues(open.keyHandle(), PKCS11Constants.CKA_ID,
-                PKCS11Constants.CKA_LABEL);
-        AttributeVector template = new AttributeVector().class_(PKCS11Constants.CKO_CERTIFICATE);
-        if (keyAttrs.id() != null && keyAttrs.id().length > 0) {
-            template.id(keyAttrs.id());
-        } else if (keyAttrs.label() != null) {
-            template.label(keyAttrs.label());
+        Cryptoki c = module.cryptoki();
+        byte[] id = c.id(open.session(), open.keyHandle());
+        String label = c.label(open.session(), open.keyHandle());
+        long[] certs;
+        if (id != null && id.length > 0) {
+            certs = c.findObjects(open.session(), PKCS11Constants.CKO_CERTIFICATE, null, id, 1);
+        } else if (label != null) {
+            certs = c.findObjects(open.session(), PKCS11Constants.CKO_CERTIFICATE, label, null, 1);
         } else {
             return null;
         }
-        long[] certs = open.session().findObjectsSingle(template, 1);
         if (certs.length == 0) {
             return null;
         }
-        return open.session().getAttrValues(certs[0], PKCS11Constants.CKA_VALUE).value();
+        return c.value(open.session(), certs[0]);
     }
 
     /**

@@ -2,11 +2,9 @@ package io.asyncctx.engine.pkcs11;
 
 import io.asyncctx.engine.KeyOperation;
 import io.asyncctx.engine.SignatureScheme;
-import org.xipki.pkcs11.wrapper.Mechanism;
+import io.asyncctx.engine.pkcs11.Cryptoki.Mechanism;
 import org.xipki.pkcs11.wrapper.PKCS11Constants;
 import org.xipki.pkcs11.wrapper.PKCS11Exception;
-import org.xipki.pkcs11.wrapper.Session;
-import org.xipki.pkcs11.wrapper.params.RSA_PKCS_PSS_PARAMS;
 
 import java.io.ByteArrayOutputStream;
 import java.math.BigInteger;
@@ -23,7 +21,7 @@ import java.util.HexFormat;
  * {@code CKM_EDDSA} over the whole message (Ed25519 hashes by itself), and {@code CKM_RSA_X_509} for the raw RSA
  * decryption of TLS 1.2 static-RSA key exchange.
  *
- * <p><b>Threading.</b> Stateless; called on a worker thread with that worker's session.
+ * <p><b>Threading.</b> Stateless; called on a worker thread with that worker's session, holding the module's read lock.
  */
 final class TokenMechanisms {
 
@@ -68,18 +66,18 @@ final class TokenMechanisms {
     }
 
     /**
-     * Performs the operation with the private key {@code keyHandle} on {@code session}.
+     * Performs the operation with the private key {@code keyHandle} on {@code session} of {@code c}.
      *
      * @throws InvalidKeyException when the operation does not fit the key (ECDSA asked of an RSA key)
      * @throws PKCS11Exception when the token refuses or fails
      */
-    static byte[] perform(Session session, long keyHandle, KeyKind kind, KeyOperation operation)
+    static byte[] perform(Cryptoki c, long session, long keyHandle, KeyKind kind, KeyOperation operation)
             throws GeneralSecurityException, PKCS11Exception {
         if (operation.type() == KeyOperation.Type.DECRYPT) {
             if (kind != KeyKind.RSA) {
                 throw new InvalidKeyException("raw RSA decryption needs an RSA key; the token key is " + kind);
             }
-            return session.decryptSingle(new Mechanism(PKCS11Constants.CKM_RSA_X_509), keyHandle, operation.input());
+            return c.decrypt(session, Mechanism.of(PKCS11Constants.CKM_RSA_X_509), keyHandle, operation.input());
         }
         SignatureScheme scheme = operation.signatureScheme();
         if (KeyKind.ofJca(scheme.keyAlgorithm()) != kind) {
@@ -89,16 +87,16 @@ final class TokenMechanisms {
         byte[] input = operation.input();
         switch (scheme) {
             case ED25519:
-                return session.signSingle(new Mechanism(PKCS11Constants.CKM_EDDSA), keyHandle, input);
+                return c.sign(session, Mechanism.of(PKCS11Constants.CKM_EDDSA), keyHandle, input);
             case RSA_PSS_RSAE_SHA256:
-                return pss(session, keyHandle, "SHA-256", PKCS11Constants.CKM_SHA256, PKCS11Constants.CKG_MGF1_SHA256,
-                        32, input);
+                return pss(c, session, keyHandle, "SHA-256", PKCS11Constants.CKM_SHA256,
+                        PKCS11Constants.CKG_MGF1_SHA256, 32, input);
             case RSA_PSS_RSAE_SHA384:
-                return pss(session, keyHandle, "SHA-384", PKCS11Constants.CKM_SHA384, PKCS11Constants.CKG_MGF1_SHA384,
-                        48, input);
+                return pss(c, session, keyHandle, "SHA-384", PKCS11Constants.CKM_SHA384,
+                        PKCS11Constants.CKG_MGF1_SHA384, 48, input);
             case RSA_PSS_RSAE_SHA512:
-                return pss(session, keyHandle, "SHA-512", PKCS11Constants.CKM_SHA512, PKCS11Constants.CKG_MGF1_SHA512,
-                        64, input);
+                return pss(c, session, keyHandle, "SHA-512", PKCS11Constants.CKM_SHA512,
+                        PKCS11Constants.CKG_MGF1_SHA512, 64, input);
             default:
                 break;
         }
@@ -109,18 +107,16 @@ final class TokenMechanisms {
             byte[] digestInfo = new byte[prefix.length + hash.length];
             System.arraycopy(prefix, 0, digestInfo, 0, prefix.length);
             System.arraycopy(hash, 0, digestInfo, prefix.length, hash.length);
-            return session.signSingle(new Mechanism(PKCS11Constants.CKM_RSA_PKCS), keyHandle, digestInfo);
+            return c.sign(session, Mechanism.of(PKCS11Constants.CKM_RSA_PKCS), keyHandle, digestInfo);
         }
-        byte[] raw = session.signSingle(new Mechanism(PKCS11Constants.CKM_ECDSA), keyHandle, hash);
+        byte[] raw = c.sign(session, Mechanism.of(PKCS11Constants.CKM_ECDSA), keyHandle, hash);
         return rawEcdsaToDer(raw);
     }
 
-    private static byte[] pss(Session session, long key, String digest, long hashMech, long mgf, int saltLength,
-                              byte[] input) throws NoSuchAlgorithmException, PKCS11Exception {
+    private static byte[] pss(Cryptoki c, long session, long key, String digest, long hashMech, long mgf,
+                              int saltLength, byte[] input) throws NoSuchAlgorithmException, PKCS11Exception {
         byte[] hash = MessageDigest.getInstance(digest).digest(input);
-        Mechanism m = new Mechanism(PKCS11Constants.CKM_RSA_PKCS_PSS, new RSA_PKCS_PSS_PARAMS(hashMech, mgf,
-                saltLength));
-        return session.signSingle(m, key, hash);
+        return c.sign(session, new Mechanism(PKCS11Constants.CKM_RSA_PKCS_PSS, hashMech, mgf, saltLength), key, hash);
     }
 
     private static String digestOf(SignatureScheme scheme) throws NoSuchAlgorithmException {

@@ -2,11 +2,7 @@ package io.asyncctx.engine.pkcs11;
 
 import org.xipki.pkcs11.wrapper.PKCS11Constants;
 import org.xipki.pkcs11.wrapper.PKCS11Exception;
-import org.xipki.pkcs11.wrapper.PKCS11Module;
-import org.xipki.pkcs11.wrapper.StaticLogger;
-import org.xipki.pkcs11.wrapper.TokenException;
 
-import java.io.IOException;
 import java.nio.file.Path;
 import java.util.HashMap;
 import java.util.Map;
@@ -24,49 +20,54 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  * every session of an older generation is dropped (its handle is gone with the old initialisation) and reopened.
  * Token calls hold the read lock ({@link #calls()}), re-initialisation the write lock.
  *
+ * <p>The module's C API is a {@link Cryptoki}: {@link WrapperCryptoki} for a shared library, a fake in the tests.
+ *
  * <p><b>Threading.</b> Thread-safe.
  */
 final class TokenModule {
 
     private static final Map<Path, TokenModule> MODULES = new HashMap<>();
 
-    static {
-        StaticLogger.setLogger(new WrapperLogger());
-    }
-
     private final Path path;
-    private final PKCS11Module module;
+    private final Cryptoki module;
     private final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
     private final Map<Long, Integer> logins = new HashMap<>();
     private int refs;
     private volatile long generation;
     private volatile long reinitializations;
 
-    private TokenModule(Path path, PKCS11Module module) {
+    private TokenModule(Path path, Cryptoki module) {
         this.path = path;
         this.module = module;
     }
 
     /**
-     * The module at {@code path}, loaded and initialised on first use; release it with {@link #release()}.
+     * The PKCS#11 module at {@code path} (ipkcs11wrapper), loaded and initialised on first use; release it with
+     * {@link #release()}.
      *
+     * @throws IllegalArgumentException when there is no readable file at {@code path}
      * @throws IllegalStateException when it cannot be loaded or initialised (the message says what to do)
      */
     static TokenModule acquire(Path path) {
+        return acquire(path, WrapperCryptoki::load);
+    }
+
+    /**
+     * The module at {@code path}, loaded by {@code loader} and initialised on first use (later calls for the same path
+     * share it, whatever their loader); release it with {@link #release()}.
+     *
+     * @throws IllegalStateException when it cannot be loaded or initialised (the message says what to do)
+     */
+    static TokenModule acquire(Path path, Cryptoki.Loader loader) {
         Path key = path.toAbsolutePath().normalize();
         synchronized (MODULES) {
             TokenModule m = MODULES.get(key);
             if (m == null) {
-                checkExportsGetFunctionList(key);
-                PKCS11Module loaded;
+                Cryptoki loaded = loader.load(key);
                 try {
-                    loaded = PKCS11Module.getInstance(key.toString());
                     loaded.initialize();
-                } catch (IOException | TokenException | RuntimeException | UnsatisfiedLinkError e) {
-                    throw new IllegalStateException("cannot load the PKCS#11 module " + key + ": " + Pkcs11Errors.text(e)
-                            + "; check that it is a PKCS#11 module (for SoftHSM2: /usr/lib/softhsm/libsofthsm2.so; "
-                            + "for a remote token through p11-kit: /usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so "
-                            + "with P11_KIT_SERVER_ADDRESS set)", e);
+                } catch (PKCS11Exception | RuntimeException e) {
+                    throw loadFailure(key, e);
                 }
                 m = new TokenModule(key, loaded);
                 MODULES.put(key, m);
@@ -76,41 +77,12 @@ final class TokenModule {
         }
     }
 
-    /**
-     * Refuses a file that does not name {@code C_GetFunctionList}, the one symbol every PKCS#11 module exports. The
-     * wrapper's native {@code connect} crashes the JVM (SIGSEGV in {@code jni_ThrowNew}, seen with libz.so.1) when it
-     * loads a shared library without that symbol, so a wrong module path must be caught before it gets there. The
-     * check reads the file for the symbol's name (it is in the dynamic string table of any library that exports it).
-     */
-    static void checkExportsGetFunctionList(Path path) {
-        byte[] bytes;
-        try {
-            bytes = java.nio.file.Files.readAllBytes(path);
-        } catch (IOException e) {
-            throw new IllegalStateException("cannot read the PKCS#11 module " + path + ": " + e, e);
-        }
-        byte[] elf = {0x7f, 'E', 'L', 'F'};
-        boolean isElf = bytes.length > 4 && java.util.Arrays.equals(bytes, 0, 4, elf, 0, 4);
-        byte[] symbol = "C_GetFunctionList\0".getBytes(java.nio.charset.StandardCharsets.US_ASCII);
-        if (!isElf || indexOf(bytes, symbol) < 0) {
-            throw new IllegalStateException("cannot load the PKCS#11 module " + path + ": " + (isElf ? "it does not "
-                    + "export C_GetFunctionList, so it is not a PKCS#11 module" : "it is not a shared library")
-                    + "; give the token's PKCS#11 module (for SoftHSM2: /usr/lib/softhsm/libsofthsm2.so; for a remote "
-                    + "token through p11-kit: /usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so)");
-        }
-    }
-
-    private static int indexOf(byte[] haystack, byte[] needle) {
-        outer:
-        for (int i = 0; i + needle.length <= haystack.length; i++) {
-            for (int j = 0; j < needle.length; j++) {
-                if (haystack[i + j] != needle[j]) {
-                    continue outer;
-                }
-            }
-            return i;
-        }
-        return -1;
+    /** The failure to load or initialise the module at {@code path}, with what to check. */
+    static IllegalStateException loadFailure(Path path, Throwable e) {
+        return new IllegalStateException("cannot load the PKCS#11 module " + path + ": " + Pkcs11Errors.text(e)
+                + "; check that it is a PKCS#11 module (for SoftHSM2: /usr/lib/softhsm/libsofthsm2.so; "
+                + "for a remote token through p11-kit: /usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so "
+                + "with P11_KIT_SERVER_ADDRESS set)", e);
     }
 
     /** Releases one use; the last one finalises the module. */
@@ -123,7 +95,7 @@ final class TokenModule {
         }
         lock.writeLock().lock();
         try {
-            module.finalize(null);
+            module.finalizeModule();
         } catch (PKCS11Exception | RuntimeException e) {
             // The device may be gone already; nothing else to release.
         } finally {
@@ -131,7 +103,8 @@ final class TokenModule {
         }
     }
 
-    PKCS11Module module() {
+    /** The module's C API: call it holding {@link #calls()}. */
+    Cryptoki cryptoki() {
         return module;
     }
 
@@ -166,7 +139,7 @@ final class TokenModule {
                 return;
             }
             try {
-                module.finalize(null);
+                module.finalizeModule();
             } catch (PKCS11Exception e) {
                 // Already finalised by a failed attempt before: initialise below.
             }
@@ -219,61 +192,5 @@ final class TokenModule {
         return code == PKCS11Constants.CKR_PIN_INCORRECT || code == PKCS11Constants.CKR_PIN_LOCKED
                 || code == PKCS11Constants.CKR_PIN_EXPIRED || code == PKCS11Constants.CKR_PIN_INVALID
                 || code == PKCS11Constants.CKR_PIN_LEN_RANGE;
-    }
-
-    /** The wrapper's log lines go to {@code System.Logger} at DEBUG (its INFO banner is not for operators). */
-    private static final class WrapperLogger implements org.xipki.pkcs11.wrapper.Logger {
-        private static final System.Logger LOG = System.getLogger("io.asyncctx.engine.pkcs11.ipkcs11wrapper");
-
-        private static void log(System.Logger.Level level, String format, Object... args) {
-            if (LOG.isLoggable(level)) {
-                LOG.log(level, () -> String.format(format.replace("{}", "%s"), args));
-            }
-        }
-
-        @Override
-        public void info(String format, Object... args) {
-            log(System.Logger.Level.DEBUG, format, args);
-        }
-
-        @Override
-        public void warn(String format, Object... args) {
-            log(System.Logger.Level.DEBUG, format, args);
-        }
-
-        @Override
-        public void error(String format, Object... args) {
-            log(System.Logger.Level.DEBUG, format, args);
-        }
-
-        @Override
-        public void debug(String format, Object... args) {
-            log(System.Logger.Level.TRACE, format, args);
-        }
-
-        @Override
-        public void trace(String format, Object... args) {
-            log(System.Logger.Level.TRACE, format, args);
-        }
-
-        @Override
-        public boolean isDebugEnabled() {
-            return LOG.isLoggable(System.Logger.Level.TRACE);
-        }
-
-        @Override
-        public boolean isInfoEnabled() {
-            return LOG.isLoggable(System.Logger.Level.DEBUG);
-        }
-
-        @Override
-        public boolean isWarnEnabled() {
-            return LOG.isLoggable(System.Logger.Level.DEBUG);
-        }
-
-        @Override
-        public boolean isTraceEnabled() {
-            return LOG.isLoggable(System.Logger.Level.TRACE);
-        }
     }
 }

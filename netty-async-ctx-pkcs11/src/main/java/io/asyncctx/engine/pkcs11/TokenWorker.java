@@ -64,7 +64,7 @@ final class TokenWorker implements EngineWorkers.Worker {
                 }
             }
             try {
-                return TokenMechanisms.perform(open.session(), open.keyHandle(), kind, operation);
+                return TokenMechanisms.perform(module.cryptoki(), open.session(), open.keyHandle(), kind, operation);
             } catch (PKCS11Exception e) {
                 if (!TokenModule.isSessionLost(e.getErrorCode())) {
                     throw new GeneralSecurityException("the token " + access.tokenDescription() + " refused "

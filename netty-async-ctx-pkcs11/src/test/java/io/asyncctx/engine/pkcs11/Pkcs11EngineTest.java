@@ -10,7 +10,6 @@ import io.asyncctx.engine.AbstractAsyncEngine.FdMode;
 import io.asyncctx.engine.EngineSession;
 import io.asyncctx.engine.EventFd;
 import io.asyncctx.engine.KeyOperation;
-import io.asyncctx.engine.KeySigner;
 import io.asyncctx.engine.SignatureScheme;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -175,128 +174,6 @@ class Pkcs11EngineTest {
             assertTrue(verify(SignatureScheme.RSA_PKCS1_SHA256, engine.publicKey(), message, tokenSig));
             assertFalse(verify(SignatureScheme.RSA_PKCS1_SHA256, engine.publicKey(), message, softSig));
             assertEquals(1, engine.completedOperations());
-        }
-    }
-
-    @Test
-    void shouldAnswerEagainWhenTheQueueIsFullAndRunTheRetryLater() throws Exception {
-        CountDownLatch entered = new CountDownLatch(1);
-        CountDownLatch release = new CountDownLatch(1);
-        try (Pkcs11Engine engine = builder("ec-key").threads(1).queueCapacity(1)
-                .signerDecorator(s -> blocking(s, entered, release)).build()) {
-            List<AsyncWaitCtx> ctxs = new ArrayList<>();
-            List<AsyncJob<byte[]>> jobs = new ArrayList<>();
-            List<CountDownLatch> calls = new ArrayList<>();
-            AsyncJobPool pool = onOwner(() -> new AsyncJobPool(8, owner));
-            byte[] message = randomBytes(32);
-            KeyOperation op = KeyOperation.sign(SignatureScheme.ECDSA_SECP256R1_SHA256, message);
-            for (int i = 0; i < 3; i++) {
-                AsyncWaitCtx ctx = new AsyncWaitCtx();
-                CountDownLatch called = new CountDownLatch(1);
-                ctx.setCallback(arg -> {
-                    called.countDown();
-                    return 1;
-                }, null);
-                EngineSession session = onOwner(() -> engine.newSession(ctx, owner));
-                AsyncJob<byte[]> job = new AsyncJob<>(pool, ctx, j -> session.submit(j, op));
-                assertEquals(AsyncStartResult.PAUSE, onOwner(job::start));
-                if (i == 0) {
-                    assertTrue(entered.await(10, TimeUnit.SECONDS), "the worker took the first operation");
-                }
-                ctxs.add(ctx);
-                jobs.add(job);
-                calls.add(called);
-            }
-            assertEquals(AsyncStatus.OK, ctxs.get(0).getStatus());
-            assertEquals(AsyncStatus.OK, ctxs.get(1).getStatus());
-            assertEquals(AsyncStatus.EAGAIN, ctxs.get(2).getStatus(), "third operation: queue of 1 is full");
-            assertEquals(1, engine.queuedOperations());
-
-            release.countDown();
-            for (int i = 0; i < 2; i++) {
-                assertTrue(calls.get(i).await(10, TimeUnit.SECONDS));
-                assertEquals(AsyncStartResult.FINISH, onOwner(jobs.get(i)::resume));
-            }
-            // EAGAIN: the owner resumes the job itself, which runs the operation again. The worker is free now and
-            // may sign it before the job has paused (FINISH at once, as the man page allows), or after (PAUSE).
-            AsyncStartResult retry = onOwner(jobs.get(2)::resume);
-            assertEquals(2, jobs.get(2).runs());
-            assertEquals(AsyncStatus.OK, ctxs.get(2).getStatus());
-            if (retry == AsyncStartResult.PAUSE) {
-                assertTrue(calls.get(2).await(10, TimeUnit.SECONDS));
-                assertEquals(AsyncStartResult.FINISH, onOwner(jobs.get(2)::resume));
-            } else {
-                assertEquals(AsyncStartResult.FINISH, retry);
-            }
-            for (AsyncJob<byte[]> job : jobs) {
-                assertTrue(verify(SignatureScheme.ECDSA_SECP256R1_SHA256, engine.publicKey(), message, job.result()));
-            }
-            assertEquals(3, engine.completedOperations());
-            assertEquals(0, pool.inFlight());
-            for (AsyncWaitCtx ctx : ctxs) {
-                onOwner(() -> {
-                    ctx.close();
-                    return null;
-                });
-            }
-        }
-    }
-
-    @Test
-    void shouldFailQueuedOperationsStopWorkersAndLogOutOnClose() throws Exception {
-        CountDownLatch entered = new CountDownLatch(1);
-        CountDownLatch release = new CountDownLatch(1);
-        Pkcs11Engine engine = builder("rsa-key").threads(1).queueCapacity(4)
-                .signerDecorator(s -> blocking(s, entered, release)).build();
-        String workerPrefix = engine.name() + "-worker-";
-        assertEquals(1, countThreads(workerPrefix));
-        assertTrue(isLoggedIn(), "the engine is logged in");
-
-        AsyncJobPool pool = onOwner(() -> new AsyncJobPool(8, owner));
-        List<AsyncJob<byte[]>> jobs = new ArrayList<>();
-        List<AsyncWaitCtx> ctxs = new ArrayList<>();
-        for (int i = 0; i < 3; i++) {
-            AsyncWaitCtx ctx = new AsyncWaitCtx();
-            ctx.setCallback(arg -> 1, null);
-            EngineSession session = onOwner(() -> engine.newSession(ctx, owner));
-            KeyOperation op = KeyOperation.sign(SignatureScheme.RSA_PKCS1_SHA256, randomBytes(16));
-            AsyncJob<byte[]> job = new AsyncJob<>(pool, ctx, j -> session.submit(j, op));
-            assertEquals(AsyncStartResult.PAUSE, onOwner(job::start));
-            if (i == 0) {
-                assertTrue(entered.await(10, TimeUnit.SECONDS));
-            }
-            jobs.add(job);
-            ctxs.add(ctx);
-        }
-        assertEquals(2, engine.queuedOperations());
-        Thread closer = new Thread(engine::close, "closer");
-        closer.start();
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
-        while (closer.getState() != Thread.State.TIMED_WAITING && closer.isAlive()) { // close() waits for the worker
-            assertTrue(System.nanoTime() < deadline, "close() did not wait for the worker");
-            Thread.sleep(1);
-        }
-        release.countDown(); // the operation in progress finishes; the queued ones must not run
-        closer.join(20_000);
-        assertFalse(closer.isAlive());
-
-        assertEquals(0, engine.liveWorkers());
-        assertEquals(0, countThreads(workerPrefix));
-        assertTrue(engine.isClosed());
-        assertEquals(1, engine.completedOperations());
-        assertEquals(2, engine.failedOperations());
-        assertEquals(AsyncStartResult.FINISH, onOwner(jobs.get(0)::resume));
-        for (int i = 1; i < 3; i++) {
-            assertEquals(AsyncStartResult.ERR, onOwner(jobs.get(i)::resume));
-            assertTrue(jobs.get(i).failure().getMessage().contains("closed"), jobs.get(i).failure().getMessage());
-        }
-        assertFalse(isLoggedIn(), "close must log out of the token");
-        engine.close(); // idempotent
-        for (AsyncWaitCtx ctx : ctxs) {
-            onOwner(() -> {
-                ctx.close();
-                return null;
-            });
         }
     }
 
@@ -540,7 +417,7 @@ class Pkcs11EngineTest {
             ctx.close();
             return null;
         });
-        assertEquals(fdsBefore, countFds(), "the wait fd is closed with its ctx");
+        assertEquals(fdsBefore, countFds(), () -> "the wait fd is closed with its ctx; anonymous fds now: " + anonFds());
         return job.result();
     }
 
@@ -548,34 +425,12 @@ class Pkcs11EngineTest {
         return owner.submit(task).get(30, TimeUnit.SECONDS);
     }
 
-    private static KeySigner blocking(KeySigner delegate, CountDownLatch entered, CountDownLatch release) {
-        return new KeySigner() {
-            @Override
-            public PublicKey publicKey() {
-                return delegate.publicKey();
-            }
-
-            @Override
-            public byte[] perform(KeyOperation operation) throws java.security.GeneralSecurityException {
-                entered.countDown();
-                try {
-                    if (!release.await(30, TimeUnit.SECONDS)) {
-                        throw new IllegalStateException("test never released the worker");
-                    }
-                } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
-                }
-                return delegate.perform(operation);
-            }
-        };
-    }
-
     /** True when the token's user is logged in for this process: a new session on the module is in a user state. */
     private static boolean isLoggedIn() {
         TokenModule module = TokenModule.acquire(token.modulePath());
         try {
             org.xipki.pkcs11.wrapper.Session s = null;
-            for (org.xipki.pkcs11.wrapper.Slot slot : module.module().getSlotList(true)) {
+            for (org.xipki.pkcs11.wrapper.Slot slot : wrapper(module).getSlotList(true)) {
                 if (slot.getSlotID() == token.slotId()) {
                     s = slot.getToken().openSession(false);
                 }
@@ -592,6 +447,11 @@ class Pkcs11EngineTest {
         } finally {
             module.release();
         }
+    }
+
+    /** The ipkcs11wrapper module under a real token's {@link TokenModule}. */
+    static org.xipki.pkcs11.wrapper.PKCS11Module wrapper(TokenModule module) {
+        return ((WrapperCryptoki) module.cryptoki()).pkcs11Module();
     }
 
     private static boolean verify(SignatureScheme scheme, PublicKey key, byte[] message, byte[] sig)
@@ -624,6 +484,21 @@ class Pkcs11EngineTest {
                     return false; // the listing's own fd, closed meanwhile
                 }
             }).count();
+        }
+    }
+
+    private static String anonFds() {
+        try (var s = Files.list(Path.of("/proc/self/fd"))) {
+            return s.map(p -> {
+                try {
+                    return p.getFileName() + "->" + Files.readSymbolicLink(p);
+                } catch (IOException e) {
+                    return "";
+                }
+            }).filter(t -> t.contains("anon_inode")).toList() + ", threads " + Thread.getAllStackTraces().keySet()
+                    .stream().map(Thread::getName).toList();
+        } catch (IOException e) {
+            return e.toString();
         }
     }
 

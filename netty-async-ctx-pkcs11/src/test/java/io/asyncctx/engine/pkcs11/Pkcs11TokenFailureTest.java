@@ -12,7 +12,6 @@ import io.asyncctx.AsyncStartResult;
 import io.asyncctx.AsyncWaitCtx;
 import io.asyncctx.engine.EngineSession;
 import io.asyncctx.engine.KeyOperation;
-import io.asyncctx.engine.KeySigner;
 import io.asyncctx.engine.SignatureScheme;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -25,7 +24,6 @@ import org.xipki.pkcs11.wrapper.Slot;
 import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.security.GeneralSecurityException;
-import java.security.PublicKey;
 import java.security.Signature;
 import java.util.ArrayList;
 import java.util.List;
@@ -190,47 +188,6 @@ class Pkcs11TokenFailureTest {
         }
     }
 
-    @Test
-    void shouldCountItsLoginOutAtCloseEvenWhenAWorkerIsStillBusy() throws Exception {
-        try (SoftHsmToken token = SoftHsmToken.withKey(SoftHsmToken.KeyType.EC_P256)) {
-            CountDownLatch entered = new CountDownLatch(1);
-            CountDownLatch release = new CountDownLatch(1);
-            Pkcs11Engine busy = token.engineBuilder().threads(1).closeJoinMillis(100)
-                    .signerDecorator(s -> blocking(s, entered, release)).build();
-            Pkcs11Engine other = token.engineBuilder().threads(1).build();
-            TokenModule module = TokenModule.acquire(token.modulePath());
-            Session watcher = slot(module, token).getToken().openSession(false); // keeps the token's login observable
-            try {
-                assertEquals(PKCS11Constants.CKS_RO_USER_FUNCTIONS, watcher.getSessionInfo().getState());
-                Thread runner = new Thread(() -> {
-                    try {
-                        run(busy);
-                    } catch (InterruptedException e) {
-                        Thread.currentThread().interrupt();
-                    }
-                }, "busy-runner");
-                runner.start();
-                assertTrue(entered.await(30, TimeUnit.SECONDS), "the worker is in the token");
-                busy.close(); // the worker stays busy past the wait
-                assertEquals(1, busy.liveWorkers(), "the worker is still busy");
-                release.countDown();
-                runner.join(30_000);
-                assertEquals(PKCS11Constants.CKS_RO_USER_FUNCTIONS, watcher.getSessionInfo().getState(),
-                        "the other engine is still logged in");
-
-                other.close(); // now the last engine of the token: it logs out
-
-                assertEquals(PKCS11Constants.CKS_RO_PUBLIC_SESSION, watcher.getSessionInfo().getState(),
-                        "the last engine to close logs out (the busy engine's close counted its login out)");
-            } finally {
-                release.countDown();
-                other.close();
-                watcher.closeSession();
-                module.release();
-            }
-        }
-    }
-
     // ---- helpers ----
 
     /** Finalises and initialises the token's module again (what a worker does after its device came back). */
@@ -244,8 +201,7 @@ class Pkcs11TokenFailureTest {
     }
 
     private static TokenWorker worker(SoftHsmToken token, TokenModule module) {
-        TokenAccess access = new TokenAccess(module, token.tokenLabel(), null, null, null, null, token.keyLabel(),
-                null, token.pin().toCharArray());
+        TokenAccess access = new TokenAccess(module, token.engineBuilder().settings(), token.pin().toCharArray());
         return new TokenWorker(access, TokenMechanisms.KeyKind.EC, new AtomicLong());
     }
 
@@ -260,7 +216,7 @@ class Pkcs11TokenFailureTest {
     }
 
     private static Slot slot(TokenModule module, SoftHsmToken token) throws PKCS11Exception {
-        for (Slot slot : module.module().getSlotList(true)) {
+        for (Slot slot : Pkcs11EngineTest.wrapper(module).getSlotList(true)) {
             if (slot.getSlotID() == token.slotId()) {
                 return slot;
             }
@@ -310,35 +266,6 @@ class Pkcs11TokenFailureTest {
         session.close();
         ctx.close();
         return job;
-    }
-
-    private static KeySigner blocking(KeySigner delegate, CountDownLatch entered, CountDownLatch release) {
-        return new KeySigner() {
-            @Override
-            public PublicKey publicKey() {
-                return delegate.publicKey();
-            }
-
-            @Override
-            public byte[] perform(KeyOperation operation) throws GeneralSecurityException {
-                entered.countDown();
-                boolean interrupted = false;
-                while (true) {
-                    try {
-                        if (!release.await(30, TimeUnit.SECONDS)) {
-                            throw new IllegalStateException("the test never released the worker");
-                        }
-                        break;
-                    } catch (InterruptedException e) {
-                        interrupted = true; // close() interrupts: stay busy, as a call into a slow token would
-                    }
-                }
-                if (interrupted) {
-                    Thread.currentThread().interrupt();
-                }
-                return delegate.perform(operation);
-            }
-        };
     }
 
     private static String text(Throwable t) {
