@@ -41,7 +41,8 @@ import java.util.concurrent.RejectedExecutionException;
  * closed for you.
  *
  * <p><b>Structure.</b> This class is the job flow: start, pause, resume, EAGAIN retry, deadline, fallback and close of
- * the one operation in flight, as transitions over the same few fields. Each other concern is a collaborator with its
+ * the one operation in flight, as transitions of one {@link State} (the operation's data, its promise, job and
+ * session, are plain fields that the state says how to read). Each other concern is a collaborator with its
  * own tests: {@link ConnectionWaitFds} (the wait fds in the loop's registry), {@link OperationTimers} (deadline and
  * EAGAIN backoff), {@link EngineRouter} (primary or fallback, health), {@link CallbackWakeups} (the callback path and
  * its spurious count) and {@link OperationRecorder} (metrics and JFR). It stays above the ~450-line guide because the
@@ -79,14 +80,34 @@ public final class AsyncOffloadConnection implements AutoCloseable {
     /** The session that runs the current job (the primary's or the fallback's). */
     private EngineSession jobSession;
 
-    private boolean closed;
-    private boolean ctxClosed;
+    /** Where the connection is; the fields above hold the operation's data, this says what it is doing. */
+    private State state = State.IDLE;
 
     /** This connection's resume as a step of the loop's handshake budget, or null when the budget is off. */
     private final HandshakeTurns.Step turnStep;
     // Counters for tests and metrics (loop thread).
     private int resumes;
     private int spuriousWakeups;
+
+    /** The connection's states: one operation at a time, then closing. Loop thread. */
+    enum State {
+        /** No operation in flight. */
+        IDLE,
+        /** The operation's job waits for a free slot of the loop's job pool (NO_JOBS). */
+        WAITING_FOR_SLOT,
+        /** The operation's job runs in its engine: started, paused, or being resumed. */
+        IN_ENGINE,
+        /** The engine answered EAGAIN; the job is resumed after a backoff. */
+        BACKING_OFF,
+        /** Closed; the released wait-fd registrations are still leaving the loop, so the ctx stays open. */
+        CLOSING,
+        /** Closed, and the ctx is closed too. */
+        CLOSED;
+
+        boolean isClosed() {
+            return this == CLOSING || this == CLOSED;
+        }
+    }
 
     private AsyncOffloadConnection(IoEventLoop loop, LoopState loopState, AsyncEngine engine, OffloadConfig config,
                                    OffloadConfig.Notify notify) {
@@ -103,7 +124,7 @@ public final class AsyncOffloadConnection implements AutoCloseable {
         this.turnStep = config.handshakeStepsPerLoopTurn() > 0
                 ? new HandshakeTurns.Step(config.handshakeStepsPerLoopTurn(), this::resumeIfReady) : null;
         this.callbackWakeups = notify == OffloadConfig.Notify.CALLBACK
-                ? new CallbackWakeups(loop, () -> closed, this::resumeIfReady, this::onSpuriousWakeup) : null;
+                ? new CallbackWakeups(loop, () -> state.isClosed(), this::resumeIfReady, this::onSpuriousWakeup) : null;
         AsyncWaitCtx c = new AsyncWaitCtx();
         boolean success = false;
         try {
@@ -173,7 +194,7 @@ public final class AsyncOffloadConnection implements AutoCloseable {
         Objects.requireNonNull(operation, "operation");
         checkInLoop("submit");
         Promise<byte[]> p = loop.newPromise();
-        if (closed) {
+        if (state.isClosed()) {
             p.setFailure(new ClosedChannelException());
             return p;
         }
@@ -235,7 +256,7 @@ public final class AsyncOffloadConnection implements AutoCloseable {
             recorder.primaryFailed();
         }
         router.attemptFailed(System.nanoTime());
-        if (!router.canFallBack() || closed || promise == null) {
+        if (!router.canFallBack() || state.isClosed() || promise == null) {
             fail(router.finalFailure(cause));
             return;
         }
@@ -267,10 +288,11 @@ public final class AsyncOffloadConnection implements AutoCloseable {
             }
             return;
         }
-        if (closed) {
+        if (state.isClosed()) {
             return;
         }
-        closed = true;
+        // Failing the operation in flight below runs its listeners: they see the connection closed already.
+        state = State.CLOSING;
         loopState.remove(this);
         if (promise != null) {
             // Only then: an exception's stack trace cost ~8 us per connection close under an h2load storm (issue 12).
@@ -313,12 +335,17 @@ public final class AsyncOffloadConnection implements AutoCloseable {
 
     /** True once {@link #close()} has run. Loop thread. */
     public boolean isClosed() {
-        return closed;
+        return state.isClosed();
+    }
+
+    /** The connection's state. Loop thread; for tests and toString. */
+    State state() {
+        return state;
     }
 
     /** True once the ctx has been closed (after close, when every released registration has left the loop). */
     boolean isCtxClosed() {
-        return ctxClosed;
+        return state == State.CLOSED;
     }
 
     /** The number of times a job of this connection was resumed with a completion pending. Loop thread. */
@@ -344,6 +371,7 @@ public final class AsyncOffloadConnection implements AutoCloseable {
     // ---- job flow (loop thread) ----
 
     private void startJob() {
+        state = State.IN_ENGINE;
         AsyncStartResult r;
         try {
             r = job.start();
@@ -430,11 +458,12 @@ public final class AsyncOffloadConnection implements AutoCloseable {
     private void queueForSlot(AsyncJob<byte[]> j) {
         Runnable waiter = () -> onSlot(j);
         slotWaiter = waiter;
+        state = State.WAITING_FOR_SLOT;
         pool.awaitSlot(waiter);
     }
 
     private void onSlot(AsyncJob<byte[]> j) {
-        if (closed || job != j || j.state() != AsyncJob.State.NEW) {
+        if (state.isClosed() || job != j || j.state() != AsyncJob.State.NEW) {
             return; // stale waiter: that operation ended meanwhile
         }
         slotWaiter = null;
@@ -452,14 +481,16 @@ public final class AsyncOffloadConnection implements AutoCloseable {
             return;
         }
         currentRecorder().eagainRetry();
+        state = State.BACKING_OFF;
         timers.scheduleRetry(() -> onRetry(j));
     }
 
     private void onRetry(AsyncJob<byte[]> j) {
-        if (closed || job != j) {
+        if (state.isClosed() || job != j) {
             return;
         }
         timers.retryRan();
+        state = State.IN_ENGINE;
         AsyncJob.State s = j.state();
         if (s == AsyncJob.State.PAUSED || s == AsyncJob.State.RESUMING) {
             resumes++;
@@ -541,7 +572,7 @@ public final class AsyncOffloadConnection implements AutoCloseable {
     /** True when {@link #resumeIfReady()} would resume now: open, with a job whose completion is pending. Loop. */
     boolean canResume() {
         AsyncJob<byte[]> j = job;
-        return !closed && j != null && j.isCompletionPending();
+        return !state.isClosed() && j != null && j.isCompletionPending();
     }
 
     /** This connection's resume as a step of the loop's handshake budget, or null when the budget is off. */
@@ -559,7 +590,7 @@ public final class AsyncOffloadConnection implements AutoCloseable {
 
     /** One registration this connection released has left the loop. Loop thread. */
     void onUnregistered() {
-        if (waitFds.onUnregistered() && closed) {
+        if (waitFds.onUnregistered() && state.isClosed()) {
             closeCtx();
         }
     }
@@ -623,6 +654,9 @@ public final class AsyncOffloadConnection implements AutoCloseable {
         slotWaiter = null;
         jobSession = null;
         router.reset();
+        if (!state.isClosed()) {
+            state = State.IDLE;
+        }
         return p;
     }
 
@@ -634,10 +668,10 @@ public final class AsyncOffloadConnection implements AutoCloseable {
     }
 
     private void closeCtx() {
-        if (ctxClosed) {
+        if (state == State.CLOSED) {
             return;
         }
-        ctxClosed = true;
+        state = State.CLOSED;
         loopState.removeClosing(this);
         try {
             ctx.close();
@@ -648,8 +682,8 @@ public final class AsyncOffloadConnection implements AutoCloseable {
 
     /** After the loop has terminated (any thread, the loop's thread is gone): release everything left. */
     void closeAfterTermination() {
-        if (!closed) {
-            closed = true;
+        if (!state.isClosed()) {
+            state = State.CLOSING;
             if (job != null) {
                 job.abandon();
             }
@@ -672,6 +706,6 @@ public final class AsyncOffloadConnection implements AutoCloseable {
     @Override
     public String toString() {
         return "AsyncOffloadConnection[" + engine.name() + ", " + notify + ", fds=" + Arrays.toString(waitFds())
-                + (job != null ? ", " + job : "") + (closed ? ", closed" : "") + ']';
+                + (job != null ? ", " + job : "") + ", " + state + ']';
     }
 }

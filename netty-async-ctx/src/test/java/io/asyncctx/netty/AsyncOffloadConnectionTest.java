@@ -86,9 +86,11 @@ class AsyncOffloadConnectionTest {
         AtomicInteger notified = new AtomicInteger();
         AsyncOffloadConnection conn = onLoop(loop, () -> AsyncOffloadConnection.open(loop, engine, config(n)));
         assertEquals(n, conn.notifyMode());
+        assertEquals(AsyncOffloadConnection.State.IDLE, onLoop(loop, conn::state));
         Future<byte[]> f = onLoop(loop, () -> {
             Future<byte[]> fut = conn.submit(op(7));
             assertTrue(conn.isPaused(), () -> "the job pauses while the engine works: " + fut);
+            assertEquals(AsyncOffloadConnection.State.IN_ENGINE, conn.state());
             fut.addListener(x -> {
                 listenerThread.set(Thread.currentThread());
                 notified.incrementAndGet();
@@ -104,6 +106,7 @@ class AsyncOffloadConnectionTest {
         assertSame(loopThread, listenerThread.get());
         assertEquals(1, (int) onLoop(loop, conn::resumes));
         assertEquals(1, notified.get());
+        assertEquals(AsyncOffloadConnection.State.IDLE, onLoop(loop, conn::state), "idle again once it completed");
         assertEquals(n == Notify.FD ? 1 : 0, AsyncOffloadLoops.registeredWaitFds(loop));
         assertEquals(0, (int) onLoop(loop, () -> AsyncOffloadLoops.jobsInFlight(loop)));
         onLoop(loop, conn::close);
@@ -117,6 +120,7 @@ class AsyncOffloadConnectionTest {
                 throw new AssertionError(e);
             }
         });
+        assertEquals(AsyncOffloadConnection.State.CLOSED, onLoop(loop, conn::state));
     }
 
     @ParameterizedTest(name = "{0} {1}")
@@ -178,7 +182,11 @@ class AsyncOffloadConnectionTest {
                 .eagainMaxBackoff(Duration.ofMillis(4)).eagainMaxRetries(5).build();
         AsyncOffloadConnection conn = onLoop(loop, () -> AsyncOffloadConnection.open(loop, engine, cfg));
         long start = System.nanoTime();
-        Future<byte[]> f = onLoop(loop, () -> conn.submit(op(3)));
+        Future<byte[]> f = onLoop(loop, () -> {
+            Future<byte[]> fut = conn.submit(op(3));
+            assertEquals(AsyncOffloadConnection.State.BACKING_OFF, conn.state(), "the engine answered EAGAIN");
+            return fut;
+        });
         assertArrayEquals(TestEngine.expected(op(3).input()), f.get(10, TimeUnit.SECONDS));
         long elapsedMs = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start);
         assertEquals(5, engine.offers.get(), "1 try + 4 retries");
@@ -309,6 +317,10 @@ class AsyncOffloadConnectionTest {
         });
         assertEquals(2, (int) onLoop(loop, () -> AsyncOffloadLoops.jobsInFlight(loop)));
         assertEquals(3, (int) onLoop(loop, () -> AsyncOffloadLoops.jobsWaiting(loop)));
+        assertEquals(List.of(AsyncOffloadConnection.State.IN_ENGINE, AsyncOffloadConnection.State.IN_ENGINE,
+                AsyncOffloadConnection.State.WAITING_FOR_SLOT, AsyncOffloadConnection.State.WAITING_FOR_SLOT,
+                AsyncOffloadConnection.State.WAITING_FOR_SLOT),
+                onLoop(loop, () -> conns.stream().map(AsyncOffloadConnection::state).toList()));
         // Closing a waiting connection removes its waiter.
         onLoop(loop, conns.get(4)::close);
         assertInstanceOf(ClosedChannelException.class, futures.get(4).cause());
