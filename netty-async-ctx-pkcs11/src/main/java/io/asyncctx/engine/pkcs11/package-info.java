@@ -35,6 +35,24 @@
  *   only there.</li>
  * </ul>
  *
+ * <h2>Public types</h2>
+ *
+ * {@link io.asyncctx.engine.pkcs11.Pkcs11Engine}, {@link io.asyncctx.engine.pkcs11.Pkcs11EngineBuilder} (with
+ * {@code closeTimeout}: how long {@code close()} waits for a token call in progress, a shutdown-budget setting), and
+ * {@link io.asyncctx.engine.pkcs11.Pkcs11Uri} (public because a command line takes a key as an RFC 7512 URI and must
+ * tell it from a file and read its module and PIN file: the examples' {@code EngineOptions} does). Everything else is
+ * package-private: the builder hands the engine an immutable {@code Pkcs11Settings}; {@code Pkcs11EngineFactory}
+ * opens it; {@code TokenModule}, {@code TokenAccess}, {@code TokenWorker} and {@code TokenMechanisms} hold the logic.
+ *
+ * <h2>The token behind an interface</h2>
+ *
+ * Every call the engine makes on a token goes through {@code Cryptoki}, the subset of the PKCS#11 C API it uses (module
+ * initialise/finalise, token list, open/close session, login/logout, find objects, attributes, sign, decrypt), with
+ * the module's handle numbers and {@code CKR_*} return values. {@code WrapperCryptoki} implements it on ipkcs11wrapper;
+ * the tests' {@code FakeCryptoki} is an in-memory token with JDK keys and scripted faults (session limit, refused PIN,
+ * device gone, token removed, key deleted, held signatures), so the engine's logic is tested without SoftHSM2; the
+ * real-token tests (SoftHSM2, p11-kit) stay, and fail rather than skip under {@code CI=true}.
+ *
  * <h2>Module, sessions, recovery</h2>
  *
  * A module path is loaded and {@code C_Initialize}d once per JVM and shared by its engines ({@code TokenModule}); each
