@@ -271,7 +271,7 @@ public final class ExampleServer implements AutoCloseable {
      * under the same inline policy as TCP ({@code --inline-below-us}); from then on HTTP responses carry
      * {@code Alt-Svc: h3=":PORT"}. Offload mode only.
      */
-    public void startHttp3() throws InterruptedException {
+    public void startHttp3() throws InterruptedException, SSLException {
         if (asyncContext == null) {
             throw new IllegalStateException("--http3 serves offloaded QUIC handshakes only; use --mode offload");
         }

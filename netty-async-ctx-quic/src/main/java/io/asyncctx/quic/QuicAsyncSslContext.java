@@ -151,7 +151,7 @@ public final class QuicAsyncSslContext {
 
     /** The signature schemes that run inline, measured once at build time under the inline policy. Any thread. */
     public Set<SignatureScheme> inlineSchemes() {
-        return method.inlineDecision().inline();
+        return method.inlineSchemes();
     }
 
     /**

@@ -72,7 +72,7 @@ class QuicBindingLifecycleTest {
         serverGroup.shutdownGracefully(0, 5, TimeUnit.SECONDS).sync();
     }
 
-    private QuicAsyncSslContext context(AsyncEngine engine) {
+    private QuicAsyncSslContext context(AsyncEngine engine) throws javax.net.ssl.SSLException {
         return QuicAsyncSslContextBuilder.forServer(engine, cert.getCertificatePath())
                 .applicationProtocols(Http3.supportedApplicationProtocols()).build();
     }

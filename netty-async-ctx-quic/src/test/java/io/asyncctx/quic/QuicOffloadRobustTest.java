@@ -66,7 +66,8 @@ class QuicOffloadRobustTest {
                 CryptoProviders.select(CryptoProviders.Choice.AUTO));
     }
 
-    private QuicAsyncSslContext context(io.asyncctx.engine.AsyncEngine engine, Notify notify) {
+    private QuicAsyncSslContext context(io.asyncctx.engine.AsyncEngine engine, Notify notify)
+            throws javax.net.ssl.SSLException {
         return QuicAsyncSslContextBuilder.forServer(engine, cert.getCertificatePath())
                 .applicationProtocols(Http3.supportedApplicationProtocols())
                 .offloadConfig(OffloadConfig.builder().notify(notify).build()).build();
@@ -211,8 +212,14 @@ class QuicOffloadRobustTest {
     void shouldRefuseKeyTypeOptionsAndMismatchedCodecBuilders() throws Exception {
         try (SoftwareEngine engine = QuicOffloadIntegrationTest.softwareEngine(cert)) {
             QuicAsyncSslContextBuilder b = QuicAsyncSslContextBuilder.forServer(engine, cert.getCertificatePath());
-            assertThrows(IllegalArgumentException.class, () -> b.option(
-                    io.netty.handler.codec.quic.BoringSSLContextOption.SERVER_KEY_TYPES, java.util.Map.of()));
+            for (io.netty.handler.ssl.SslContextOption<?> option : java.util.List.of(
+                    io.netty.handler.codec.quic.BoringSSLContextOption.SERVER_KEY_TYPES,
+                    io.netty.handler.codec.quic.BoringSSLContextOption.CLIENT_KEY_TYPES)) {
+                IllegalArgumentException refused = assertThrows(IllegalArgumentException.class,
+                        () -> b.option(option, null));
+                assertTrue(refused.getMessage().contains("option " + option + " is set by QuicAsyncSslContextBuilder "
+                        + "itself"), refused.getMessage());
+            }
             QuicAsyncSslContext ctx = b.applicationProtocols(Http3.supportedApplicationProtocols()).build();
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                     () -> ctx.configure(Http3.newQuicClientCodecBuilder()));

@@ -2,7 +2,7 @@ package io.asyncctx.netty;
 
 import io.asyncctx.engine.AsyncEngine;
 import io.asyncctx.engine.KeyOperation;
-import io.asyncctx.engine.SignatureScheme;
+import io.asyncctx.engine.KeySigner;
 import io.netty.handler.ssl.OpenSslAsyncPrivateKeyMethod;
 import io.netty.util.concurrent.Future;
 import io.netty.util.concurrent.FutureListener;
@@ -27,7 +27,8 @@ import javax.net.ssl.SSLHandshakeException;
  * (the channel's event loop with the default handler executor); {@link #bind}/{@link #unbind} on the event loops of
  * the channels; the maps and counters are concurrent because several loops share one context.
  */
-final class AsyncPrivateKeyMethodAdapter implements OpenSslAsyncPrivateKeyMethod {
+final class AsyncPrivateKeyMethodAdapter extends AbstractAsyncKeyMethod<AsyncOffloadHandler>
+        implements OpenSslAsyncPrivateKeyMethod {
 
     private static final System.Logger LOG = System.getLogger(AsyncSslContext.class.getName());
 
@@ -36,12 +37,8 @@ final class AsyncPrivateKeyMethodAdapter implements OpenSslAsyncPrivateKeyMethod
     private final AsyncEngine second;
     private final OffloadConfig config;
     private final OffloadConfig detachedConfig;
-    private final ConcurrentHashMap<SSLEngine, AsyncOffloadHandler> bindings = new ConcurrentHashMap<>();
     private final Set<String> noted = ConcurrentHashMap.newKeySet();
-    private final InlinePolicy.Decision inline;
-    private final LongAdder operations = new LongAdder();
     private final LongAdder detachedOperations = new LongAdder();
-    private final LongAdder inlineOperations = new LongAdder();
     private final LongAdder inFlight = new LongAdder();
     private final LongAdder failures = new LongAdder();
     private final LongAdder operationNanos = new LongAdder();
@@ -60,21 +57,13 @@ final class AsyncPrivateKeyMethodAdapter implements OpenSslAsyncPrivateKeyMethod
 
     AsyncPrivateKeyMethodAdapter(AsyncEngine engine, AsyncEngine second, OffloadConfig config,
                                  InlinePolicy.Decision inline) {
+        super(inline);
         this.engine = engine;
         this.second = second;
         this.config = config;
         // The detached loop is NIO (callback notification) and has no handshake budget of its own to keep.
         this.detachedConfig = config.toBuilder().notify(OffloadConfig.Notify.CALLBACK).handshakeStepsPerLoopTurn(0)
                 .build();
-        this.inline = inline;
-    }
-
-    InlinePolicy.Decision inlineDecision() {
-        return inline;
-    }
-
-    long inlineOperations() {
-        return inlineOperations.sum();
     }
 
     long detachedOperations() {
@@ -133,19 +122,11 @@ final class AsyncPrivateKeyMethodAdapter implements OpenSslAsyncPrivateKeyMethod
     }
 
     void bind(SSLEngine sslEngine, AsyncOffloadHandler handler) {
-        bindings.put(sslEngine, handler);
+        bindings().put(sslEngine, handler);
     }
 
     void unbind(SSLEngine sslEngine) {
-        bindings.remove(sslEngine);
-    }
-
-    int boundChannels() {
-        return bindings.size();
-    }
-
-    long operations() {
-        return operations.sum();
+        bindings().remove(sslEngine);
     }
 
     /**
@@ -159,38 +140,29 @@ final class AsyncPrivateKeyMethodAdapter implements OpenSslAsyncPrivateKeyMethod
         }
     }
 
+    /** With a second key, only the first key's signatures run inline (the inline signer holds that key). */
     @Override
-    public Future<byte[]> sign(SSLEngine sslEngine, int signatureAlgorithm, byte[] input) {
-        AsyncOffloadHandler handler = bindings.get(sslEngine);
-        SignatureScheme scheme;
-        try {
-            scheme = SignatureScheme.ofCodePoint(signatureAlgorithm);
-        } catch (IllegalArgumentException e) {
-            noteOnce("scheme:" + signatureAlgorithm, System.Logger.Level.WARNING, "a handshake asked for "
-                    + e.getMessage() + "; it fails (restrict the signature algorithms the context offers)");
-            SSLHandshakeException failure = new SSLHandshakeException(e.getMessage());
-            failures.increment();
-            return handler == null ? ImmediateEventExecutor.INSTANCE.newFailedFuture(failure)
-                    : handler.failed(failure);
-        }
-        KeyOperation op = KeyOperation.sign(scheme, input);
-        if (inline.isInline(scheme) && engineFor(op) == engine) {
-            inlineOperations.increment();
-            if (handler == null) {
-                return performInline(op);
-            }
-            return handler.performInline(inline.signer(), op);
-        }
-        return offload(sslEngine, handler, op);
+    protected boolean mayRunInline(KeyOperation op) {
+        return engineFor(op) == engine;
     }
 
     @Override
-    public Future<byte[]> decrypt(SSLEngine sslEngine, byte[] input) {
-        return offload(sslEngine, bindings.get(sslEngine), KeyOperation.decrypt(input));
+    protected Future<byte[]> unsupportedScheme(AsyncOffloadHandler handler, int signatureAlgorithm,
+                                               SSLHandshakeException failure) {
+        noteOnce("scheme:" + signatureAlgorithm, System.Logger.Level.WARNING, "a handshake asked for "
+                + failure.getMessage() + "; it fails (restrict the signature algorithms the context offers)");
+        failures.increment();
+        return handler == null ? ImmediateEventExecutor.INSTANCE.newFailedFuture(failure) : handler.failed(failure);
     }
 
-    private Future<byte[]> offload(SSLEngine sslEngine, AsyncOffloadHandler handler, KeyOperation op) {
-        operations.increment();
+    @Override
+    protected Future<byte[]> signInline(AsyncOffloadHandler handler, KeySigner signer, KeyOperation op) {
+        return handler == null ? performInline(signer, op) : handler.performInline(signer, op);
+    }
+
+    /** A bound engine: through its channel's handler; an unbound one (no handler): detached. */
+    @Override
+    protected Future<byte[]> offload(SSLEngine sslEngine, AsyncOffloadHandler handler, KeyOperation op) {
         inFlight.increment();
         if (handler == null) {
             detachedOperations.increment();
@@ -210,9 +182,9 @@ final class AsyncPrivateKeyMethodAdapter implements OpenSslAsyncPrivateKeyMethod
         return f;
     }
 
-    private Future<byte[]> performInline(KeyOperation op) {
+    private static Future<byte[]> performInline(KeySigner signer, KeyOperation op) {
         try {
-            return ImmediateEventExecutor.INSTANCE.newSucceededFuture(inline.signer().perform(op));
+            return ImmediateEventExecutor.INSTANCE.newSucceededFuture(signer.perform(op));
         } catch (GeneralSecurityException | RuntimeException e) {
             return ImmediateEventExecutor.INSTANCE.newFailedFuture(e);
         }

@@ -239,7 +239,7 @@ public final class AsyncSslContext extends SslContext {
 
     /** The signature schemes that run inline (measured at build time under the {@link InlinePolicy}). */
     public Set<SignatureScheme> inlineSchemes() {
-        return method == null ? Set.of() : method.inlineDecision().inline();
+        return method == null ? Set.of() : method.inlineSchemes();
     }
 
     /** Channels bound to this context now (open channels whose handlers are in a pipeline). Any thread. */

@@ -3,79 +3,53 @@ package io.asyncctx.netty;
 import io.asyncctx.engine.AsyncEngine;
 import io.asyncctx.engine.KeyMatch;
 import io.netty.handler.ssl.ApplicationProtocolConfig;
-import io.netty.handler.ssl.ClientAuth;
 import io.netty.handler.ssl.OpenSsl;
 import io.netty.handler.ssl.OpenSslContextOption;
-import io.netty.handler.ssl.SslContext;
 import io.netty.handler.ssl.SslContextBuilder;
 import io.netty.handler.ssl.SslContextOption;
 import io.netty.handler.ssl.SslProvider;
 
 import java.io.File;
-import java.io.FileInputStream;
-import java.io.IOException;
-import java.io.InputStream;
 import java.security.GeneralSecurityException;
 import java.security.PrivateKey;
 import java.security.PublicKey;
-import java.security.cert.CertificateException;
-import java.security.cert.CertificateFactory;
 import java.security.cert.X509Certificate;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Map;
 import java.util.Objects;
 import java.util.function.Consumer;
 import javax.net.ssl.SSLException;
-import javax.net.ssl.TrustManagerFactory;
 
 /**
- * Builds an {@link AsyncSslContext}: a keyless BoringSSL context whose private-key operations go to an
+ * Threading: a builder, for one thread. The context it builds is thread-safe.
+ *
+ * <p>Builds an {@link AsyncSslContext}: a keyless BoringSSL context whose private-key operations go to an
  * {@link AsyncEngine} through {@link io.asyncctx.AsyncJob}s, resumed through wait fds or callbacks on each channel's
  * event loop. Server and client (mutual TLS) contexts.
  *
  * <p>It refuses, with a message that says what to do, every setup in which offload would crash or silently not
- * happen: no BoringSSL, {@code -Dio.netty.handler.ssl.openssl.useTasks=false} (crashes the JVM with a key method), a
- * key-method option of the caller's own, an engine key that does not match the certificate. A private key cannot
+ * happen: no BoringSSL, {@code -Dio.netty.handler.ssl.openssl.useTasks=false} (crashes the JVM with a key method), an
+ * engine key that does not match the certificate (at {@link #build()}); a key-method option of the caller's own or
+ * {@code USE_TASKS=false} (at {@link #option}). The checks shared with the QUIC builder are listed in
+ * {@link AbstractAsyncSslContextBuilder}. A private key cannot
  * reach BoringSSL through {@link #customize}: the keyless key material is applied after the customizers.
- *
- * <p>Threading: a builder, for one thread. The context it builds is thread-safe.
  */
-public final class AsyncSslContextBuilder {
+public final class AsyncSslContextBuilder
+        extends AbstractAsyncSslContextBuilder<AsyncSslContextBuilder, AsyncSslContext> {
 
     static final String USE_TASKS_PROPERTY = "io.netty.handler.ssl.openssl.useTasks";
 
-    private final boolean forServer;
-    private final AsyncEngine engine;
-    private final X509Certificate[] chain;
     private AsyncEngine secondEngine;
     private X509Certificate[] secondChain;
-    private OffloadConfig config = OffloadConfig.defaults();
-    private InlinePolicy inlinePolicy = InlinePolicy.never();
     private SslProvider provider = SslProvider.OPENSSL;
     private PrivateKey jdkKey;
     private String[] protocols;
     private Iterable<String> ciphers;
     private ApplicationProtocolConfig apn;
-    private ClientAuth clientAuth;
-    private TrustManagerFactory trustManagerFactory;
-    private X509Certificate[] trustCertificates;
-    private final Map<SslContextOption<?>, Object> options = new LinkedHashMap<>();
     private final List<Consumer<SslContextBuilder>> customizers = new ArrayList<>();
 
     private AsyncSslContextBuilder(boolean forServer, AsyncEngine engine, X509Certificate[] chain) {
-        this.forServer = forServer;
-        this.engine = Objects.requireNonNull(engine, "engine");
-        Objects.requireNonNull(chain, "chain");
-        if (chain.length == 0) {
-            throw new IllegalArgumentException("chain: empty; give the certificate of the engine's key first, then "
-                    + "its intermediates");
-        }
-        for (int i = 0; i < chain.length; i++) {
-            Objects.requireNonNull(chain[i], "chain[" + i + "]");
-        }
-        this.chain = chain.clone();
+        super(forServer, engine, chain);
     }
 
     /** A server context for {@code engine}'s key with the certificate chain {@code chain} (leaf first). */
@@ -104,42 +78,24 @@ public final class AsyncSslContextBuilder {
      */
     public AsyncSslContextBuilder secondKey(AsyncEngine engine, X509Certificate... chain) {
         Objects.requireNonNull(engine, "engine");
-        Objects.requireNonNull(chain, "chain");
-        if (chain.length == 0) {
-            throw new IllegalArgumentException("chain: empty; give the certificate of the second engine's key first");
-        }
-        if (!forServer) {
+        X509Certificate[] second = requireChain(chain, "chain", "the second engine's key");
+        if (!isServer()) {
             throw new IllegalStateException("secondKey is for server contexts: a client presents one certificate");
         }
-        String first = KeylessKeyManager.keyType(this.chain[0].getPublicKey());
-        String other = KeylessKeyManager.keyType(chain[0].getPublicKey());
+        String first = KeylessKeyManager.keyType(chain()[0].getPublicKey());
+        String other = KeylessKeyManager.keyType(second[0].getPublicKey());
         if (!(first.equals("RSA") && other.equals("EC") || first.equals("EC") && other.equals("RSA"))) {
             throw new IllegalArgumentException("secondKey: the two certificates have keys of type " + first + " and "
                     + other + "; give one RSA and one EC (ECDSA) certificate");
         }
         this.secondEngine = engine;
-        this.secondChain = chain.clone();
+        this.secondChain = second;
         return this;
     }
 
     /** A second key from a PEM certificate chain, as {@link #secondKey(AsyncEngine, X509Certificate...)}. */
     public AsyncSslContextBuilder secondKey(AsyncEngine engine, File chainPem) {
         return secondKey(engine, readChain(chainPem));
-    }
-
-    /** Offload settings (notification path, job bound, timeouts, retries). */
-    public AsyncSslContextBuilder offloadConfig(OffloadConfig config) {
-        this.config = Objects.requireNonNull(config, "config");
-        return this;
-    }
-
-    /**
-     * Which operations are so cheap that they run inline on the event loop instead of through a job (default:
-     * {@link InlinePolicy#never()}). Measured once, here, at {@link #build()}.
-     */
-    public AsyncSslContextBuilder inlinePolicy(InlinePolicy policy) {
-        this.inlinePolicy = Objects.requireNonNull(policy, "policy");
-        return this;
     }
 
     /**
@@ -176,32 +132,6 @@ public final class AsyncSslContextBuilder {
         return this;
     }
 
-    /** Whether a server asks clients for certificates. */
-    public AsyncSslContextBuilder clientAuth(ClientAuth clientAuth) {
-        this.clientAuth = Objects.requireNonNull(clientAuth, "clientAuth");
-        return this;
-    }
-
-    /** Trust anchors for verifying the peer. */
-    public AsyncSslContextBuilder trustManager(X509Certificate... trusted) {
-        this.trustCertificates = Objects.requireNonNull(trusted, "trusted").clone();
-        this.trustManagerFactory = null;
-        return this;
-    }
-
-    /** Trust anchors for verifying the peer. */
-    public AsyncSslContextBuilder trustManager(TrustManagerFactory factory) {
-        this.trustManagerFactory = Objects.requireNonNull(factory, "factory");
-        this.trustCertificates = null;
-        return this;
-    }
-
-    /** A Netty context option, passed through (the key-method options are this builder's own and are refused). */
-    public <T> AsyncSslContextBuilder option(SslContextOption<T> option, T value) {
-        options.put(Objects.requireNonNull(option, "option"), value);
-        return this;
-    }
-
     /**
      * Anything else Netty's builder offers (session cache, OCSP, ...). Customizers run before the builder applies its
      * own key material: a private key or key manager set by a customizer is replaced by the keyless one, and the
@@ -214,20 +144,28 @@ public final class AsyncSslContextBuilder {
     }
 
     /**
-     * Builds the context.
-     *
-     * @throws IllegalStateException when the setup would crash or silently bypass offload (the message says what to
-     *     do)
-     * @throws SSLException when Netty cannot build the context
+     * Refuses the key-method options, which this builder sets itself, and {@code USE_TASKS=false}, which crashes the
+     * JVM with a key method.
      */
+    @Override
+    protected String refusal(SslContextOption<?> option, Object value) {
+        if (option == OpenSslContextOption.ASYNC_PRIVATE_KEY_METHOD
+                || option == OpenSslContextOption.PRIVATE_KEY_METHOD) {
+            return "option " + option + " is set by AsyncSslContextBuilder itself; remove it (the engine performs the "
+                    + "private-key operations)";
+        }
+        if (option == OpenSslContextOption.USE_TASKS && Boolean.FALSE.equals(value)) {
+            return "option OpenSslContextOption.USE_TASKS=false with an async private-key method crashes the JVM in "
+                    + "netty-tcnative; remove the option";
+        }
+        return null;
+    }
+
+    @Override
     public AsyncSslContext build() throws SSLException {
-        checkKeyMatchesCertificate();
-        for (SslContextOption<?> option : options.keySet()) {
-            if (option == OpenSslContextOption.ASYNC_PRIVATE_KEY_METHOD
-                    || option == OpenSslContextOption.PRIVATE_KEY_METHOD) {
-                throw new IllegalStateException("option " + option + " is set by AsyncSslContextBuilder itself; "
-                        + "remove it (the engine performs the private-key operations)");
-            }
+        checkEngineKeys();
+        if (secondEngine != null) {
+            KeyMatch.requireEngineMatches(secondEngine, secondChain[0], "second engine");
         }
         if (provider == SslProvider.JDK) {
             if (secondEngine != null) {
@@ -237,17 +175,18 @@ public final class AsyncSslContextBuilder {
         }
         checkBoringSsl();
         checkUseTasks();
+        OffloadConfig config = config();
         if (secondEngine != null && config.fallbackEngine() != null) {
             throw new IllegalStateException("a fallback engine holds one key; with secondKey(...) leave "
                     + "OffloadConfig.fallbackEngine unset");
         }
-        AsyncPrivateKeyMethodAdapter method = new AsyncPrivateKeyMethodAdapter(engine, secondEngine, config,
-                inlinePolicy.resolve(engine));
-        KeylessKeyManager keyManager = secondEngine == null ? new KeylessKeyManager(chain)
-                : new KeylessKeyManager(chain, secondChain);
-        SslContextBuilder b = forServer ? SslContextBuilder.forServer(keyManager)
+        AsyncPrivateKeyMethodAdapter method = new AsyncPrivateKeyMethodAdapter(engine(), secondEngine, config,
+                inlinePolicy().resolve(engine()));
+        KeylessKeyManager keyManager = secondEngine == null ? new KeylessKeyManager(chain())
+                : new KeylessKeyManager(chain(), secondChain);
+        SslContextBuilder b = isServer() ? SslContextBuilder.forServer(keyManager)
                 : SslContextBuilder.forClient().keyManager(keyManager);
-        applyCommon(b);
+        applyTo(b);
         runCustomizers(b);
         // After the customizers, so that whatever they set, BoringSSL has no key and every operation reaches the
         // engine. SslContextBuilder has no getters to check what they set (only reflection into its private fields
@@ -257,10 +196,11 @@ public final class AsyncSslContextBuilder {
         b.option(OpenSslContextOption.PRIVATE_KEY_METHOD, null);
         b.option(OpenSslContextOption.USE_TASKS, null);
         b.option(OpenSslContextOption.ASYNC_PRIVATE_KEY_METHOD, method);
-        return new AsyncSslContext(b.build(), engine, config, method);
+        return new AsyncSslContext(b.build(), engine(), config, method);
     }
 
     private AsyncSslContext buildJdk() throws SSLException {
+        AsyncEngine engine = engine();
         if (jdkKey == null) {
             throw new IllegalStateException("SslProvider.JDK cannot pause a handshake, so it signs in delegated tasks "
                     + "with a key in memory: call jdkPrivateKey(key), or use SslProvider.OPENSSL to keep the key in "
@@ -271,15 +211,15 @@ public final class AsyncSslContextBuilder {
                     + "provider's delegated tasks; use SslProvider.OPENSSL with this engine");
         }
         checkJdkKeyMatches();
-        SslContextBuilder b = forServer ? SslContextBuilder.forServer(jdkKey, chain)
-                : SslContextBuilder.forClient().keyManager(jdkKey, chain);
+        SslContextBuilder b = isServer() ? SslContextBuilder.forServer(jdkKey, chain())
+                : SslContextBuilder.forClient().keyManager(jdkKey, chain());
         b.sslProvider(SslProvider.JDK);
-        applyCommon(b);
+        applyTo(b);
         runCustomizers(b);
-        return new AsyncSslContext(b.build(), engine, config, null);
+        return new AsyncSslContext(b.build(), engine, config(), null);
     }
 
-    private void applyCommon(SslContextBuilder b) {
+    private void applyTo(SslContextBuilder b) {
         if (protocols != null) {
             b.protocols(protocols);
         }
@@ -289,26 +229,8 @@ public final class AsyncSslContextBuilder {
         if (apn != null) {
             b.applicationProtocolConfig(apn);
         }
-        if (clientAuth != null) {
-            b.clientAuth(clientAuth);
-        }
-        if (trustManagerFactory != null) {
-            b.trustManager(trustManagerFactory);
-        } else if (trustCertificates != null) {
-            b.trustManager(trustCertificates);
-        }
-        for (Map.Entry<SslContextOption<?>, Object> e : options.entrySet()) {
-            setOption(b, e.getKey(), e.getValue());
-        }
-    }
-
-    @SuppressWarnings("unchecked")
-    private static <T> void setOption(SslContextBuilder b, SslContextOption<T> option, Object value) {
-        if (option == OpenSslContextOption.USE_TASKS && Boolean.FALSE.equals(value)) {
-            throw new IllegalStateException("OpenSslContextOption.USE_TASKS=false with an async private-key method "
-                    + "crashes the JVM in netty-tcnative; remove the option");
-        }
-        b.option(option, (T) value);
+        applyCommon(b, SslContextBuilder::clientAuth, SslContextBuilder::trustManager, SslContextBuilder::trustManager,
+                SslContextBuilder::option);
     }
 
     private void runCustomizers(SslContextBuilder b) {
@@ -317,23 +239,10 @@ public final class AsyncSslContextBuilder {
         }
     }
 
-    private void checkKeyMatchesCertificate() {
-        checkEngineKey(engine, "engine");
-        if (secondEngine != null) {
-            KeyMatch.requireEngineMatches(secondEngine, secondChain[0], "second engine");
-        }
-        if (config.fallbackEngine() != null) {
-            checkEngineKey(config.fallbackEngine(), "fallback engine");
-        }
-    }
-
-    private void checkEngineKey(AsyncEngine engine, String role) {
-        KeyMatch.requireEngineMatches(engine, chain[0], role);
-    }
-
     /** Signs a random challenge with the JDK-path key and verifies it with the certificate's key. */
     private void checkJdkKeyMatches() {
-        PublicKey certKey = chain[0].getPublicKey();
+        X509Certificate leaf = chain()[0];
+        PublicKey certKey = leaf.getPublicKey();
         boolean matches;
         try {
             matches = KeyMatch.matches(jdkKey, certKey);
@@ -342,7 +251,7 @@ public final class AsyncSslContextBuilder {
         }
         if (!matches) {
             throw new IllegalStateException("jdkPrivateKey (" + jdkKey.getAlgorithm() + ") does not match the "
-                    + "certificate " + chain[0].getSubjectX500Principal().getName() + " (" + certKey.getAlgorithm()
+                    + "certificate " + leaf.getSubjectX500Principal().getName() + " (" + certKey.getAlgorithm()
                     + "); give the private key of that certificate");
         }
     }
@@ -378,22 +287,6 @@ public final class AsyncSslContextBuilder {
         if (useTasks != null && !Boolean.parseBoolean(useTasks.trim())) {
             throw new IllegalStateException("-D" + USE_TASKS_PROPERTY + "=" + useTasks + " with an async private-key "
                     + "method crashes the JVM in netty-tcnative; remove that system property");
-        }
-    }
-
-    static X509Certificate[] readChain(File pem) {
-        Objects.requireNonNull(pem, "chainPem");
-        try (InputStream in = new FileInputStream(pem)) {
-            CertificateFactory cf = CertificateFactory.getInstance("X.509");
-            X509Certificate[] chain = cf.generateCertificates(in).stream()
-                    .map(c -> (X509Certificate) c).toArray(X509Certificate[]::new);
-            if (chain.length == 0) {
-                throw new IllegalArgumentException(pem + ": no certificate found; expected PEM blocks "
-                        + "'-----BEGIN CERTIFICATE-----'");
-            }
-            return chain;
-        } catch (IOException | CertificateException e) {
-            throw new IllegalArgumentException(pem + ": cannot read a PEM certificate chain: " + e.getMessage(), e);
         }
     }
 }
