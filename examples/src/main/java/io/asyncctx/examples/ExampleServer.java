@@ -5,6 +5,8 @@ import io.asyncctx.netty.AsyncSslContext;
 import io.asyncctx.netty.AsyncSslContextBuilder;
 import io.asyncctx.netty.InlinePolicy;
 import io.asyncctx.netty.MicrometerOffloadMetrics;
+import io.micrometer.core.instrument.FunctionCounter;
+import io.micrometer.core.instrument.Gauge;
 import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.asyncctx.netty.KeylessKeyManager;
@@ -204,6 +206,12 @@ public final class ExampleServer implements AutoCloseable {
         registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
         failures = new FailedHandshakes(policy.failedHandshakeLog(), registry, System.err);
         connections = new Connections(policy, failures);
+        FunctionCounter.builder("server.requests.received", connections, Connections::requests)
+                .description("HTTP requests received (HTTP/1.1 requests and HTTP/2 streams)").register(registry);
+        FunctionCounter.builder("server.requests.answered", connections, Connections::answered)
+                .description("HTTP responses written to the socket").register(registry);
+        Gauge.builder("server.connections.open", connections, Connections::openCount)
+                .description("TCP connections open (handshaking, busy or idle)").register(registry);
         this.settings = settings;
         switch (mode) {
             case OFFLOAD -> {

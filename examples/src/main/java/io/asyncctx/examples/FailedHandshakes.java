@@ -116,8 +116,11 @@ final class FailedHandshakes {
             if (linesInWindow < LINES_PER_WINDOW) {
                 linesInWindow++;
                 line = Instant.now() + " handshake failed: peer " + address(peer) + ", " + reason.tag() + ": "
-                        + (reason == Reason.PEER_CLOSED ? "the peer closed the connection during the handshake"
-                        : describe(cause));
+                        + switch (reason) {
+                            case PEER_CLOSED -> "the peer closed the connection during the handshake";
+                            case NOT_TLS -> "the first bytes are not a TLS record (plain HTTP on the TLS port?)";
+                            default -> describe(cause);
+                        };
             } else {
                 suppressed.merge(reason, 1L, Long::sum);
             }
