@@ -1,12 +1,12 @@
 package io.asyncctx;
 
 /**
- * The completion callback of an {@link AsyncWaitCtx}, the counterpart of OpenSSL's {@code ASYNC_callback_fn}.
- *
- * <p>Threading: an engine calls it on any thread (its completion or polling thread), possibly before the job has
+ * Threading: an engine calls it on any thread (its completion or polling thread), possibly before the job has
  * finished pausing. An implementation must be small and non-blocking: it hands the resumption of the job to the job's
  * owner thread (for example {@code channel.eventLoop().execute(...)}) and returns. It must not take locks that the
  * owner thread may hold, must not block and must not throw.
+ *
+ * <p>The completion callback of an {@link AsyncWaitCtx}, the counterpart of OpenSSL's {@code ASYNC_callback_fn}.
  */
 @FunctionalInterface
 public interface AsyncCallback {

@@ -1,9 +1,9 @@
 package io.asyncctx;
 
 /**
- * An engine could not perform an offloaded operation: it reported {@link AsyncStatus#ERR}, or failed the job.
+ * Threading: an ordinary immutable exception, safe on any thread.
  *
- * <p>Threading: an ordinary immutable exception, safe on any thread.
+ * <p>An engine could not perform an offloaded operation: it reported {@link AsyncStatus#ERR}, or failed the job.
  */
 public class AsyncEngineException extends Exception {
 

@@ -5,15 +5,15 @@ import java.lang.invoke.VarHandle;
 import java.util.Objects;
 
 /**
- * One offloaded operation of one connection, the counterpart of OpenSSL's {@code ASYNC_JOB}: it runs an
- * {@link AsyncOperation} for an {@link AsyncWaitCtx}, pauses while an engine works, and resumes when the engine's
- * completion has been signalled through the ctx (a readable wait fd, or the callback).
- *
- * <p><b>Threading.</b> {@link #start()}, {@link #resume()} and {@link #abandon()} are called on the job's owner thread
+ * Threading: {@link #start()}, {@link #resume()} and {@link #abandon()} are called on the job's owner thread
  * (the thread that owns the ctx and the {@link AsyncJobPool}; in the Netty integration the channel's event loop).
  * {@link #complete} and {@link #fail} may be called from any thread, at any time after the operation was handed to an
  * engine, even before {@link #start()} has returned (an engine may signal before the job has paused, as OpenSSL's
  * dasync engine does). State queries may be called from any thread.
+ *
+ * <p>One offloaded operation of one connection, the counterpart of OpenSSL's {@code ASYNC_JOB}: it runs an
+ * {@link AsyncOperation} for an {@link AsyncWaitCtx}, pauses while an engine works, and resumes when the engine's
+ * completion has been signalled through the ctx (a readable wait fd, or the callback).
  *
  * <p><b>Life cycle.</b> {@code NEW -> RUNNING -> PAUSED <-> RESUMING -> FINISHED}, or {@code ABANDONED} from any
  * non-terminal state. A job holds a slot of its pool from a successful start until it finishes or is abandoned; it
@@ -30,7 +30,7 @@ import java.util.Objects;
  */
 public final class AsyncJob<T> {
 
-    /** Where a job is in its life. */
+    /** Threading: an enum, any thread. Where a job is in its life. */
     public enum State {
         /** Created; not started yet, or its start found no free job ({@link AsyncStartResult#NO_JOBS}). */
         NEW,

@@ -8,13 +8,13 @@ import java.util.concurrent.Executor;
 import java.util.concurrent.RejectedExecutionException;
 
 /**
- * Bounds the {@link AsyncJob}s in flight on one owner thread (one event loop), the counterpart of the job pool of
- * OpenSSL's {@code ASYNC_init_thread(max_size, ...)}: when all slots are taken, {@link AsyncJob#start()} answers
- * {@link AsyncStartResult#NO_JOBS} and the caller waits for a slot with {@link #awaitSlot}, without blocking.
- *
- * <p><b>Threading.</b> Not thread-safe: every method is called on the owner thread, the same thread that starts,
+ * Threading: not thread-safe: every method is called on the owner thread, the same thread that starts,
  * resumes and abandons the pool's jobs. Waiters are run on that thread through the {@code owner} executor given at
  * construction (the event loop), never inline in the call that freed the slot.
+ *
+ * <p>Bounds the {@link AsyncJob}s in flight on one owner thread (one event loop), the counterpart of the job pool of
+ * OpenSSL's {@code ASYNC_init_thread(max_size, ...)}: when all slots are taken, {@link AsyncJob#start()} answers
+ * {@link AsyncStartResult#NO_JOBS} and the caller waits for a slot with {@link #awaitSlot}, without blocking.
  *
  * <p><b>Order.</b> Waiters are served first in, first out. While anyone waits, a new job cannot jump the queue: its
  * start answers NO_JOBS even if a slot has just been freed, and it queues behind the others.

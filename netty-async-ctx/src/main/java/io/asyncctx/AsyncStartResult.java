@@ -1,10 +1,10 @@
 package io.asyncctx;
 
 /**
- * What {@link AsyncJob#start()} and {@link AsyncJob#resume()} report, the counterpart of the return values of OpenSSL's
- * {@code ASYNC_start_job}.
+ * Threading: an enum, immutable and safe on any thread.
  *
- * <p>Threading: an enum, immutable and safe on any thread.
+ * <p>What {@link AsyncJob#start()} and {@link AsyncJob#resume()} report, the counterpart of the return values of
+ * OpenSSL's {@code ASYNC_start_job}.
  */
 public enum AsyncStartResult {
     /** The job is paused waiting for its operation: wait on the ctx's fds or its callback, then resume it. */

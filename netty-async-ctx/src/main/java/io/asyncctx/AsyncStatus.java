@@ -1,10 +1,10 @@
 package io.asyncctx;
 
 /**
- * The engine status kept in an {@link AsyncWaitCtx}, the counterpart of OpenSSL's {@code ASYNC_STATUS_*} values.
- *
- * <p>Threading: an enum, immutable and safe on any thread. An engine sets the status on the ctx from the thread that
+ * Threading: an enum, immutable and safe on any thread. An engine sets the status on the ctx from the thread that
  * submits its operation; user code reads it on the job's owner thread after the job pauses.
+ *
+ * <p>The engine status kept in an {@link AsyncWaitCtx}, the counterpart of OpenSSL's {@code ASYNC_STATUS_*} values.
  */
 public enum AsyncStatus {
     /** The engine does not use the callback mechanism (the default): wait on the ctx's wait fds instead. */

@@ -4,16 +4,16 @@ import java.util.ArrayList;
 import java.util.Objects;
 
 /**
- * The wait context of one asynchronous "session" (one TLS connection): the Java counterpart of OpenSSL's
- * {@code ASYNC_WAIT_CTX}, one function for one function.
- *
- * <p><b>Threading.</b> The wait-fd table ({@link #setWaitFd}, {@link #getFd}, {@link #getAllFds},
+ * Threading: the wait-fd table ({@link #setWaitFd}, {@link #getFd}, {@link #getAllFds},
  * {@link #getChangedFds}, {@link #clearFd}, {@link #close()}) belongs to the thread that runs the ctx's jobs (its
  * owner; in the Netty integration the channel's event loop) and is not thread-safe. The callback and the status
  * ({@link #setCallback}, {@link #getCallback}, {@link #getCallbackArg}, {@link #setStatus}, {@link #getStatus}) may be
  * set and read from any thread, such as an engine's completion thread; each is published safely (volatile). The
  * callback and its argument are published together as one {@link CallbackBinding}: read both at once with
  * {@link #getCallbackBinding()} when another thread may be changing them.
+ *
+ * <p>The wait context of one asynchronous "session" (one TLS connection): the Java counterpart of OpenSSL's
+ * {@code ASYNC_WAIT_CTX}, one function for one function.
  *
  * <p><b>Rules</b> (those of {@code crypto/async/async_wait.c}):
  * <ul>
@@ -327,9 +327,10 @@ public final class AsyncWaitCtx implements AutoCloseable {
     }
 
     /**
-     * A callback and its argument as set together by one {@link #setCallback} call; see {@link #getCallbackBinding()}.
+     * Threading: immutable, safe on any thread. {@link #call()} runs the callback on the calling thread.
      *
-     * <p>Threading: immutable, safe on any thread. {@link #call()} runs the callback on the calling thread.
+     * <p>A callback and its argument as set together by one {@link #setCallback} call; see {@link
+     * #getCallbackBinding()}.
      *
      * @param callback the callback, not null
      * @param arg its argument, may be null

@@ -3,11 +3,11 @@ package io.asyncctx;
 import java.util.Arrays;
 
 /**
- * The wait fds added to and deleted from an {@link AsyncWaitCtx} since its job last resumed (or since the ctx was
- * created), as returned by {@link AsyncWaitCtx#getChangedFds()}.
- *
- * <p>Threading: a snapshot; the arrays are fresh copies (or shared empty arrays) and are never changed by the ctx. Safe
+ * Threading: a snapshot; the arrays are fresh copies (or shared empty arrays) and are never changed by the ctx. Safe
  * to read on any thread; do not modify the arrays.
+ *
+ * <p>The wait fds added to and deleted from an {@link AsyncWaitCtx} since its job last resumed (or since the ctx was
+ * created), as returned by {@link AsyncWaitCtx#getChangedFds()}.
  *
  * @param added fds to start waiting on, in the order they were set
  * @param deleted fds to stop waiting on, in the order they were set

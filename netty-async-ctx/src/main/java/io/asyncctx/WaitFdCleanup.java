@@ -1,12 +1,12 @@
 package io.asyncctx;
 
 /**
- * The cleanup routine given with a wait fd to {@link AsyncWaitCtx#setWaitFd}: the engine's chance to close the fd or
- * release whatever else it keeps for it.
- *
- * <p>Threading: called by {@link AsyncWaitCtx#close()} on the thread that closes the ctx (the job's owner thread, in
+ * Threading: called by {@link AsyncWaitCtx#close()} on the thread that closes the ctx (the job's owner thread, in
  * the Netty integration the channel's event loop), once for every fd that was not cleared with
  * {@link AsyncWaitCtx#clearFd}. It is never called for a cleared fd.
+ *
+ * <p>The cleanup routine given with a wait fd to {@link AsyncWaitCtx#setWaitFd}: the engine's chance to close the fd or
+ * release whatever else it keeps for it.
  */
 @FunctionalInterface
 public interface WaitFdCleanup {

@@ -3,7 +3,7 @@ package io.asyncctx.examples;
 import io.asyncctx.engine.AsyncEngine;
 import io.asyncctx.engine.CryptoProviders;
 import io.asyncctx.engine.JcaKeySigner;
-import io.asyncctx.engine.SimulatedAcceleratorEngine;
+import io.asyncctx.testkit.SimulatedAcceleratorEngine;
 import io.asyncctx.engine.SoftwareEngine;
 import io.asyncctx.netty.OffloadConfig;
 

@@ -15,7 +15,11 @@ import java.util.Set;
 import java.util.concurrent.RejectedExecutionException;
 
 /**
- * A QUIC TLS context whose private-key operations are offloaded to an {@link AsyncEngine}: made by
+ * Threading: thread-safe and shared by all QUIC connections of a codec (or several codecs); {@link #configure} is
+ * called once per codec builder on the builder's thread. The engine provider it installs runs on each QUIC channel's
+ * event loop.
+ *
+ * <p>A QUIC TLS context whose private-key operations are offloaded to an {@link AsyncEngine}: made by
  * {@link QuicAsyncSslContextBuilder}, used by handing it the QUIC codec builder, one line where
  * {@code codecBuilder.sslContext(...)} would be:
  * <pre>{@code QuicAsyncSslContext ctx = QuicAsyncSslContextBuilder.forServer(engine, chain).build();
@@ -25,10 +29,6 @@ import java.util.concurrent.RejectedExecutionException;
  * channel that carries it: on epoll and io_uring the wait fds are registered there, on NIO the callback path is used
  * ({@link OffloadConfig.Notify#AUTO}). Signature schemes that the builder's {@link io.asyncctx.netty.InlinePolicy}
  * measured as cheap are signed inline on that loop instead. Metrics are tagged {@code protocol=quic}.
- *
- * <p>Threading: thread-safe and shared by all QUIC connections of a codec (or several codecs); {@link #configure} is
- * called once per codec builder on the builder's thread. The engine provider it installs runs on each QUIC channel's
- * event loop.
  */
 public final class QuicAsyncSslContext {
 

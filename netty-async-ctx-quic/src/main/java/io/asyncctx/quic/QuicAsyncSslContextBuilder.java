@@ -125,8 +125,7 @@ public final class QuicAsyncSslContextBuilder
         if (applicationProtocols != null) {
             b.applicationProtocols(applicationProtocols);
         }
-        applyCommon(b, QuicSslContextBuilder::clientAuth, QuicSslContextBuilder::trustManager,
-                QuicSslContextBuilder::trustManager, QuicSslContextBuilder::option);
+        applyCommon(b::clientAuth, b::trustManager, b::trustManager, b::option);
         OffloadConfig quicConfig = config.toBuilder()
                 .metrics(config.metrics().forProtocol(QuicAsyncSslContext.PROTOCOL)).build();
         return new QuicAsyncSslContext(b.build(), engine, quicConfig, method, executor);

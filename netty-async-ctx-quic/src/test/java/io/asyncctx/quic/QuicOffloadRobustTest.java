@@ -8,7 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.asyncctx.engine.CryptoProviders;
 import io.asyncctx.engine.JcaKeySigner;
 import io.asyncctx.engine.KeySigner;
-import io.asyncctx.engine.SimulatedAcceleratorEngine;
+import io.asyncctx.testkit.SimulatedAcceleratorEngine;
 import io.asyncctx.engine.SoftwareEngine;
 import io.asyncctx.netty.AsyncOffloadLoops;
 import io.asyncctx.netty.OffloadConfig;

@@ -20,13 +20,13 @@ import javax.net.ssl.SSLEngine;
 import javax.net.ssl.SSLHandshakeException;
 
 /**
- * The naive baseline for comparisons: an {@link OpenSslAsyncPrivateKeyMethod} that calls an {@link AsyncEngine}
+ * Threading: called by tcnative on a channel's event loop, which it blocks until the engine answers (EAGAIN is
+ * retried every millisecond, up to a second; the wait for a completion is bounded by 30 seconds).
+ *
+ * <p>The naive baseline for comparisons: an {@link OpenSslAsyncPrivateKeyMethod} that calls an {@link AsyncEngine}
  * synchronously and waits for it on the event loop, the way a Netty server without offload behaves when its key
  * lives in an HSM or an accelerator. Every other connection of the loop waits too. For tests and measurements only;
  * never do this in a server. Use it with a keyless context ({@code io.asyncctx.netty.KeylessKeyManager}).
- *
- * <p>Threading: called by tcnative on a channel's event loop, which it blocks until the engine answers (EAGAIN is
- * retried every millisecond, up to a second; the wait for a completion is bounded by 30 seconds).
  */
 public final class BlockingKeyMethod implements OpenSslAsyncPrivateKeyMethod {
 

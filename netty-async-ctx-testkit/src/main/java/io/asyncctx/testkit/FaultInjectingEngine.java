@@ -22,7 +22,13 @@ import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
- * An engine for users' tests that injects faults: it computes real results with a {@link KeySigner} but, at rates
+ * Threading: thread-safe. {@link #offer} and {@link #cancel} run on the submitting connection's owner thread
+ * and do not block, except under {@linkplain Builder#completeBeforePauseRate completeBeforePause}, which waits (a
+ * bounded time) for the completion to happen on a scheduler thread before it returns. Completions and signals come
+ * from the scheduler thread(s), or from the caller of {@link #completeHung()}. Counters may be read from any thread.
+ * {@link #close()} stops the scheduler and fails what is still in flight.
+ *
+ * <p>An engine for users' tests that injects faults: it computes real results with a {@link KeySigner} but, at rates
  * chosen in its {@link Builder}, answers EAGAIN, sets status ERR at submit without taking the operation (the man
  * page's synchronous fatal fault), fails the operation, never completes it ("hangs": only a deadline, a cancel or
  * {@link #completeHung()} ends it), completes it on another thread before the submit returns (before the job has
@@ -34,12 +40,6 @@ import java.util.concurrent.atomic.AtomicLong;
  * submission order give the same faults and latencies, whatever happens later. Answers that depend on timing (the
  * {@linkplain Builder#capacity capacity}, cancels) do not change the draws. Submit from one owner thread for a
  * reproducible order.
- *
- * <p><b>Threading.</b> Thread-safe. {@link #offer} and {@link #cancel} run on the submitting connection's owner thread
- * and do not block, except under {@linkplain Builder#completeBeforePauseRate completeBeforePause}, which waits (a
- * bounded time) for the completion to happen on a scheduler thread before it returns. Completions and signals come
- * from the scheduler thread(s), or from the caller of {@link #completeHung()}. Counters may be read from any thread.
- * {@link #close()} stops the scheduler and fails what is still in flight.
  *
  * <p><b>Structure.</b> What to inject is decided by {@link FaultPlan} (the rates, the latency range and the seeded
  * draws); this class delivers it (scheduler, in-flight bookkeeping, signals, counters). It stays above the ~450-line
@@ -392,7 +392,10 @@ public final class FaultInjectingEngine extends AbstractAsyncEngine {
                 + hung() + ']';
     }
 
-    /** Configures a {@link FaultInjectingEngine}. Not thread-safe; use on one thread. By default it injects nothing. */
+    /**
+     * Threading: not thread-safe; use on one thread. Configures a {@link FaultInjectingEngine}; by default it injects
+     * nothing.
+     */
     public static final class Builder {
         private String name = "fault-injecting";
         private KeySigner signer;

@@ -10,13 +10,13 @@ import java.util.Objects;
 import java.util.concurrent.TimeUnit;
 
 /**
- * The peer that floods a handshake, for tests that check a server's reads are held while its private-key operation
+ * Threading: the methods are static and stateless; each uses only the socket it is given, from the calling thread
+ * (a test's thread, never an event loop: {@link #flood} blocks in a selector while the socket is full).
+ *
+ * <p>The peer that floods a handshake, for tests that check a server's reads are held while its private-key operation
  * waits: after a real ClientHello it writes well-formed TLS application-data records of junk (16 KB each) as fast as
  * the socket takes them, and counts what the socket took. A server that holds its reads lets the kernel's buffers
  * fill, so the count stops growing at a few MB; one that does not takes hundreds of MB.
- *
- * <p>Threading: the methods are static and stateless; each uses only the socket it is given, from the calling thread
- * (a test's thread, never an event loop: {@link #flood} blocks in a selector while the socket is full).
  */
 public final class FloodingPeer {
 

@@ -12,19 +12,19 @@ import java.util.concurrent.Executor;
 import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
- * The part every engine shares: how a submitted operation is signalled, per the man page. When the job's ctx has a
+ * Threading: thread-safe. Sessions are used on their owner threads; {@link #offer} and {@link #cancel} are
+ * called on the submitting connection's owner thread and must not block; completions come from the engine's threads
+ * through {@link PendingOperation}.
+ *
+ * <p>The part every engine shares: how a submitted operation is signalled, per the man page. When the job's ctx has a
  * callback, the engine sets status {@link AsyncStatus#OK} and calls the callback on completion. Otherwise it sets a
  * wait fd on the ctx and makes it readable on completion: either one {@link EventFd} per ctx, stable for the ctx's
  * life (the man page's mode), or one per event loop shared by all ctxs of that loop (the scalable mode; the fd count
  * does not grow with connections). When {@link #offer} refuses, the status is {@link AsyncStatus#EAGAIN}.
- *
- * <p><b>Threading.</b> Thread-safe. Sessions are used on their owner threads; {@link #offer} and {@link #cancel} are
- * called on the submitting connection's owner thread and must not block; completions come from the engine's threads
- * through {@link PendingOperation}.
  */
 public abstract class AbstractAsyncEngine implements AsyncEngine {
 
-    /** How the fd path signals. */
+    /** Threading: an enum, any thread. How the fd path signals. */
     public enum FdMode {
         /** One eventfd per ctx, created at the ctx's first fd-path operation and closed by the ctx's cleanup. */
         PER_CTX,
@@ -63,7 +63,7 @@ public abstract class AbstractAsyncEngine implements AsyncEngine {
         return name;
     }
 
-    /** How the fd path signals. */
+    /** Threading: an enum, any thread. How the fd path signals. */
     public final FdMode fdMode() {
         return fdMode;
     }

@@ -6,15 +6,15 @@ import java.security.PublicKey;
 import java.util.concurrent.Executor;
 
 /**
- * An offload engine: "async aware code" in the man page's words. It performs private-key operations of TLS handshakes
- * away from the event loop (a thread pool, an HSM, an accelerator) and signals their completion through the job's
- * {@link AsyncWaitCtx}: by making a wait fd readable, or, when the ctx has a callback, by setting status
- * {@link io.asyncctx.AsyncStatus#OK} and calling the callback.
- *
- * <p><b>Threading.</b> An engine is shared by all connections of a server and is thread-safe: {@link #newSession} is
+ * Threading: an engine is shared by all connections of a server and is thread-safe: {@link #newSession} is
  * called on each connection's owner thread (its event loop) concurrently. {@link #close()} is called once, after the
  * servers that use it have stopped, from a thread that may block: never from an event loop (it may wait for the
  * engine's threads to end).
+ *
+ * <p>An offload engine: "async aware code" in the man page's words. It performs private-key operations of TLS
+ * handshakes away from the event loop (a thread pool, an HSM, an accelerator) and signals their completion through the
+ * job's {@link AsyncWaitCtx}: by making a wait fd readable, or, when the ctx has a callback, by setting status {@link
+ * io.asyncctx.AsyncStatus#OK} and calling the callback.
  *
  * <p><b>Wait fds.</b> The Netty integration polls a wait fd for readability and, when it turns readable, clears it
  * with one 8-byte read before resuming the jobs waiting on it (the "engine should clear the wake signal" of the man

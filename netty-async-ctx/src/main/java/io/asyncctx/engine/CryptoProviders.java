@@ -9,17 +9,17 @@ import java.security.Provider;
 import java.util.Objects;
 
 /**
- * Chooses the JCA provider that the software engine signs with: Amazon Corretto Crypto Provider (AWS-LC, several
+ * Threading: thread-safe: a static utility. ACCP is loaded once, on first use, by whichever thread asks
+ * first.
+ *
+ * <p>Chooses the JCA provider that the software engine signs with: Amazon Corretto Crypto Provider (AWS-LC, several
  * times faster than the JDK's own providers) when it loads, else the JDK. ACCP is never installed globally
  * ({@code Security.insertProviderAt} is not called); its {@link Provider} object is passed explicitly to
  * {@code Signature.getInstance(name, provider)}, so the rest of the JVM is not affected.
- *
- * <p><b>Threading.</b> Thread-safe: a static utility. ACCP is loaded once, on first use, by whichever thread asks
- * first.
  */
 public final class CryptoProviders {
 
-    /** Which provider to use. */
+    /** Threading: an enum, any thread. Which provider to use. */
     public enum Choice {
         /** Amazon Corretto Crypto Provider; fails when it cannot be loaded on this platform. */
         ACCP,

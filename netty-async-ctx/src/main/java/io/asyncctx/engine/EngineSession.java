@@ -3,11 +3,11 @@ package io.asyncctx.engine;
 import io.asyncctx.AsyncJob;
 
 /**
- * The engine's side of one connection (Envoy's private-key connection): it submits that connection's operations.
- *
- * <p><b>Threading.</b> Bound to the connection's owner thread (its event loop): every method is called on that thread
+ * Threading: bound to the connection's owner thread (its event loop): every method is called on that thread
  * only, and none may block. Completions are delivered from the engine's own threads with {@link AsyncJob#complete} or
  * {@link AsyncJob#fail}, followed by the ctx's signal.
+ *
+ * <p>The engine's side of one connection (Envoy's private-key connection): it submits that connection's operations.
  */
 public interface EngineSession extends AutoCloseable {
 

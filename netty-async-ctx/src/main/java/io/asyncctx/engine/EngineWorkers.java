@@ -14,15 +14,15 @@ import java.util.concurrent.locks.LockSupport;
 import java.util.function.Supplier;
 
 /**
- * The worker pool that engines share: a bounded queue of {@link PendingOperation}s (and, for engines that run the JDK
- * provider's delegated tasks, {@link Runnable}s), a fixed set of daemon worker threads, each with its own
- * {@link Worker} (thread-confined crypto objects, a token session), and a close that stops the workers and fails what
- * is still queued.
- *
- * <p><b>Threading.</b> Thread-safe. {@link #offer} and {@link #execute} never block (a full queue answers false, which
+ * Threading: thread-safe. {@link #offer} and {@link #execute} never block (a full queue answers false, which
  * the engine turns into EAGAIN); they run on event loops. {@link #close} may be called from any thread except a worker
  * and only the first call does anything (a CAS); it waits up to the given time for the workers to end. Each
  * {@link Worker} is created, used and closed on its own worker thread.
+ *
+ * <p>The worker pool that engines share: a bounded queue of {@link PendingOperation}s (and, for engines that run the
+ * JDK provider's delegated tasks, {@link Runnable}s), a fixed set of daemon worker threads, each with its own {@link
+ * Worker} (thread-confined crypto objects, a token session), and a close that stops the workers and fails what is still
+ * queued.
  *
  * <p><b>Cancellation is lazy.</b> An abandoned operation stays in the queue and the worker that takes it skips it
  * ({@link PendingOperation#isCancelled()}, counted by {@link #cancelled()}): no O(capacity) removal from the middle of
@@ -40,7 +40,10 @@ public final class EngineWorkers {
 
     private static final System.Logger LOGGER = System.getLogger(EngineWorkers.class.getName());
 
-    /** One worker thread's side: performs operations with objects only this thread uses. */
+    /**
+     * Threading: called on one worker thread only. One worker thread's side: performs operations with objects only that
+     * thread uses.
+     */
     public interface Worker {
         /**
          * Performs the operation; may block for as long as it takes. The pool delivers the result, or fails the

@@ -9,13 +9,13 @@ import java.nio.ByteOrder;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
- * Owns one Linux eventfd (non-blocking, close-on-exec): the wait fd that an engine makes readable to resume a paused
- * job. This is the only class that touches {@code io.netty.channel.epoll.Native}.
- *
- * <p><b>Threading.</b> {@link #signal()} may be called from any thread at any time, also after {@link #close()}: then
+ * Threading: {@link #signal()} may be called from any thread at any time, also after {@link #close()}: then
  * it does nothing, and it never writes to a closed or reused fd number. {@link #drain(int)} is called by the thread
  * that waits on the fd (the event loop). {@link #close()} may be called from any thread, is idempotent and never
  * blocks: when a signal is in progress on another thread, the fd is closed by that thread as it finishes.
+ *
+ * <p>Owns one Linux eventfd (non-blocking, close-on-exec): the wait fd that an engine makes readable to resume a paused
+ * job. This is the only class that touches {@code io.netty.channel.epoll.Native}.
  *
  * <p><b>Ownership.</b> Whoever creates the eventfd closes it, and only after the fd is no longer registered with any
  * event loop.

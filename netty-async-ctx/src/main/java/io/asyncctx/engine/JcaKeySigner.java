@@ -15,13 +15,13 @@ import javax.crypto.Cipher;
 import javax.crypto.NoSuchPaddingException;
 
 /**
- * A {@link KeySigner} over a JCA {@link PrivateKey} and a provider: AWS-LC through Amazon Corretto Crypto Provider,
- * the JDK's own providers, or any other JCA provider (keys on a PKCS#11 token go through {@code Pkcs11Engine} instead).
- *
- * <p>Threading: thread-safe. {@link #perform} creates the JCA objects it needs for each call; an engine's worker
+ * Threading: thread-safe. {@link #perform} creates the JCA objects it needs for each call; an engine's worker
  * thread that signs many times takes a {@link #threadConfined()} signer instead, which keeps one initialised
  * {@code Signature} per scheme (and one {@code Cipher}) for that thread alone. The per-operation provider choice of
  * {@link #withJdkFallback} is shared and safe to race on (every racer computes the same answer).
+ *
+ * <p>A {@link KeySigner} over a JCA {@link PrivateKey} and a provider: AWS-LC through Amazon Corretto Crypto Provider,
+ * the JDK's own providers, or any other JCA provider (keys on a PKCS#11 token go through {@code Pkcs11Engine} instead).
  */
 public final class JcaKeySigner implements KeySigner {
 

@@ -7,13 +7,13 @@ import java.security.SecureRandom;
 import java.security.Signature;
 
 /**
- * The key/certificate match probe, written once: sign a random challenge with the private key (wherever it lives: in
+ * Threading: stateless; any thread, but {@link #matches} performs a private-key operation (it may block on a
+ * token): call it at startup, never on an event loop.
+ *
+ * <p>The key/certificate match probe, written once: sign a random challenge with the private key (wherever it lives: in
  * memory, on a token) and verify it with the certificate's public key. Engines run it when they are built and the
  * context builder runs it for a JDK-path key, so that a key that does not belong to its certificate fails at startup
  * rather than in every handshake.
- *
- * <p><b>Threading.</b> Stateless; any thread, but {@link #matches} performs a private-key operation (it may block on a
- * token): call it at startup, never on an event loop.
  */
 public final class KeyMatch {
 

@@ -3,15 +3,15 @@ package io.asyncctx.engine;
 import java.util.Objects;
 
 /**
- * One private-key operation of a TLS handshake: a signature over a handshake message, or (TLS 1.2 static-RSA key
- * exchange only) a raw RSA decryption.
- *
- * <p>Threading: immutable once built; the input array is owned by the operation and must not be modified by anyone
+ * Threading: immutable once built; the input array is owned by the operation and must not be modified by anyone
  * after construction. Safe to hand from the event loop to an engine thread.
+ *
+ * <p>One private-key operation of a TLS handshake: a signature over a handshake message, or (TLS 1.2 static-RSA key
+ * exchange only) a raw RSA decryption.
  */
 public final class KeyOperation {
 
-    /** What the operation does. */
+    /** Threading: an enum, any thread. What the operation does. */
     public enum Type {
         /** Sign {@link #input()} (the whole message, not a digest) with {@link #signatureScheme()}. */
         SIGN,

@@ -4,10 +4,10 @@ import java.security.GeneralSecurityException;
 import java.security.PublicKey;
 
 /**
- * Performs private-key operations synchronously with one private key: the crypto inside an engine's worker.
- *
- * <p>Threading: implementations are thread-safe; {@link #perform} is called concurrently by an engine's worker threads
+ * Threading: implementations are thread-safe; {@link #perform} is called concurrently by an engine's worker threads
  * and may block for as long as the operation takes. Never call it on an event loop.
+ *
+ * <p>Performs private-key operations synchronously with one private key: the crypto inside an engine's worker.
  */
 public interface KeySigner {
 

@@ -20,14 +20,14 @@ import java.util.List;
 import java.util.Objects;
 
 /**
- * Reads private keys and certificate chains from PEM files, with the JDK alone (no BouncyCastle). Private keys may be
- * PKCS#8 ({@code PRIVATE KEY}: RSA, EC or Ed25519), traditional RSA ({@code RSA PRIVATE KEY}, PKCS#1) or traditional
+ * Threading: thread-safe: a static utility without state.
+ *
+ * <p>Reads private keys and certificate chains from PEM files, with the JDK alone (no BouncyCastle). Private keys may
+ * be PKCS#8 ({@code PRIVATE KEY}: RSA, EC or Ed25519), traditional RSA ({@code RSA PRIVATE KEY}, PKCS#1) or traditional
  * EC ({@code EC PRIVATE KEY}, SEC1 with a named curve); the traditional forms are wrapped into PKCS#8 here. Encrypted
  * keys are refused with a message that says how to decrypt them.
  *
  * <p>Error messages name the file and say what was expected; they never contain key material.
- *
- * <p><b>Threading.</b> Thread-safe: a static utility without state.
  */
 public final class PemKeys {
 

@@ -4,13 +4,13 @@ import io.asyncctx.AsyncCallback;
 import io.asyncctx.AsyncJob;
 
 /**
- * One operation handed to an {@link AbstractAsyncEngine}: the job it belongs to, the operation, and how its completion
- * is signalled (the ctx's callback, or the wait fd), captured on the owner thread when it was submitted.
- *
- * <p><b>Threading.</b> Created on the owner thread; then used by the engine's threads. {@link #complete} and
+ * Threading: created on the owner thread; then used by the engine's threads. {@link #complete} and
  * {@link #fail} may be called from any thread, once (later calls are ignored); they deliver to the job and then signal,
  * unless the job was abandoned, in which case nothing is signalled. Signalling after the connection has gone is
  * harmless: a closed {@link EventFd} ignores it and the callback only queues a resume that finds no job.
+ *
+ * <p>One operation handed to an {@link AbstractAsyncEngine}: the job it belongs to, the operation, and how its
+ * completion is signalled (the ctx's callback, or the wait fd), captured on the owner thread when it was submitted.
  */
 public final class PendingOperation {
 

@@ -5,10 +5,10 @@ import java.security.spec.MGF1ParameterSpec;
 import java.security.spec.PSSParameterSpec;
 
 /**
- * The TLS signature schemes (RFC 8446 code points) that BoringSSL asks a private-key method for, with the JCA
- * algorithm that computes each over the whole message.
+ * Threading: an enum, immutable and safe on any thread. {@link #parameters()} returns a fresh or immutable spec.
  *
- * <p>Threading: an enum, immutable and safe on any thread. {@link #parameters()} returns a fresh or immutable spec.
+ * <p>The TLS signature schemes (RFC 8446 code points) that BoringSSL asks a private-key method for, with the JCA
+ * algorithm that computes each over the whole message.
  */
 public enum SignatureScheme {
     /** RSASSA-PKCS1-v1_5 with SHA-1 (TLS 1.2 only). */

@@ -16,18 +16,18 @@ import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.atomic.AtomicInteger;
 
 /**
- * The default engine: a bounded pool of worker threads that sign with an in-memory private key, through Amazon Corretto
- * Crypto Provider (AWS-LC) when it loads, else the JDK's providers.
+ * Threading: thread-safe and shared by all connections. Sessions are used on their event loops; workers are
+ * daemon threads named {@code asyncctx-software-N}. {@link #close()} is called once the servers using the engine have
+ * stopped, from a thread that is not an event loop (it waits briefly for the workers to end).
+ *
+ * <p>The default engine: a bounded pool of worker threads that sign with an in-memory private key, through Amazon
+ * Corretto Crypto Provider (AWS-LC) when it loads, else the JDK's providers.
  *
  * <p>An operation is queued on the submitting event loop without blocking; when the queue is full the job's status
  * becomes {@link io.asyncctx.AsyncStatus#EAGAIN} and {@link #operationsRejected()} counts it. A worker signs and then
  * signals the job's ctx (wait fd or callback, see {@link AbstractAsyncEngine}). An operation whose job was abandoned
  * before a worker reached it is skipped. The queue and workers are {@link EngineWorkers}, shared with the PKCS#11
  * engine.
- *
- * <p><b>Threading.</b> Thread-safe and shared by all connections. Sessions are used on their event loops; workers are
- * daemon threads named {@code asyncctx-software-N}. {@link #close()} is called once the servers using the engine have
- * stopped, from a thread that is not an event loop (it waits briefly for the workers to end).
  */
 public final class SoftwareEngine extends AbstractAsyncEngine {
 
@@ -197,9 +197,9 @@ public final class SoftwareEngine extends AbstractAsyncEngine {
     }
 
     /**
-     * Configures a {@link SoftwareEngine}.
+     * Threading: not thread-safe; use it on one thread, then share the engine it builds.
      *
-     * <p><b>Threading.</b> Not thread-safe; use it on one thread, then share the engine it builds.
+     * <p>Configures a {@link SoftwareEngine}.
      */
     public static final class Builder {
         private PrivateKey privateKey;

@@ -10,15 +10,15 @@ import java.util.Objects;
 import java.util.concurrent.atomic.LongAdder;
 
 /**
- * A {@link KeySigner} decorator that checks every RSA signature (PKCS#1 v1.5 and PSS) with the public key before it
+ * Threading: thread-safe, like the signer it wraps; {@link #perform} blocks for the signature and its check, so
+ * call it on an engine's worker, never on an event loop. The counters may be read from any thread.
+ *
+ * <p>A {@link KeySigner} decorator that checks every RSA signature (PKCS#1 v1.5 and PSS) with the public key before it
  * is returned, as OpenSSL and BoringSSL do after an RSA-CRT signature: a fault in the signer (a flipped bit in a CRT
  * half, a broken accelerator, a token returning garbage) would otherwise send a signature from which the private key
  * can be computed (Boneh-DeMillo-Lipton). A signature that does not verify fails the operation with a
  * {@link SignatureException} (the job ends in ERR, so a fallback engine may take it) and is counted by
  * {@link #verificationFailures()}. ECDSA, Ed25519 and decryptions pass through unchecked.
- *
- * <p>Threading: thread-safe, like the signer it wraps; {@link #perform} blocks for the signature and its check, so
- * call it on an engine's worker, never on an event loop. The counters may be read from any thread.
  */
 public final class VerifyingKeySigner implements KeySigner {
 

@@ -110,7 +110,7 @@ public abstract class AbstractAsyncKeyMethod<B> {
     protected abstract Future<byte[]> unsupportedScheme(B binding, int signatureAlgorithm,
                                                         SSLHandshakeException failure);
 
-    /** Signs {@code op} right here with {@code signer}; {@code binding} may be null as for {@link #unsupportedScheme}. */
+    /** Signs {@code op} here with {@code signer}; {@code binding} may be null as for {@link #unsupportedScheme}. */
     protected abstract Future<byte[]> signInline(B binding, KeySigner signer, KeyOperation op);
 
     /** Hands {@code op} to the engine; {@code binding} may be null as for {@link #unsupportedScheme}. */
@@ -139,10 +139,5 @@ public abstract class AbstractAsyncKeyMethod<B> {
     /** The signature schemes that run inline, measured once at build time (unmodifiable). Any thread. */
     public final Set<SignatureScheme> inlineSchemes() {
         return inline.inline();
-    }
-
-    /** The inline decision, for this package. */
-    final InlinePolicy.Decision inlineDecision() {
-        return inline;
     }
 }

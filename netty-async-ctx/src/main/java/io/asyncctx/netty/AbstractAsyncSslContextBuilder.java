@@ -16,6 +16,7 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Objects;
 import java.util.function.BiConsumer;
+import java.util.function.Consumer;
 import javax.net.ssl.SSLException;
 import javax.net.ssl.TrustManagerFactory;
 
@@ -172,7 +173,7 @@ public abstract class AbstractAsyncSslContextBuilder<B extends AbstractAsyncSslC
         return config;
     }
 
-    /** The inline policy, to resolve once in {@link #build()}. */
+    /** The inline policy, measured once in {@link #build()} (by {@link AbstractAsyncKeyMethod}'s constructor). */
     protected final InlinePolicy inlinePolicy() {
         return inlinePolicy;
     }
@@ -190,37 +191,27 @@ public abstract class AbstractAsyncSslContextBuilder<B extends AbstractAsyncSslC
     }
 
     /**
-     * Hands client authentication, trust anchors and the options to a Netty builder {@code b}, through its own setters
-     * (for example {@code SslContextBuilder::clientAuth}); whatever was not set is left alone.
+     * Hands client authentication, trust anchors and the options to a Netty builder through its own setters, given as
+     * bound method references ({@code b::clientAuth, b::trustManager, b::trustManager, b::option}); whatever was not
+     * set is left alone.
      */
-    protected final <N> void applyCommon(N b, BiConsumer<N, ClientAuth> clientAuthSetter,
-                                         BiConsumer<N, TrustManagerFactory> trustFactorySetter,
-                                         BiConsumer<N, X509Certificate[]> trustCertificatesSetter,
-                                         OptionSetter<N> optionSetter) {
+    protected final void applyCommon(Consumer<ClientAuth> clientAuthSetter,
+                                     Consumer<TrustManagerFactory> trustFactorySetter,
+                                     Consumer<X509Certificate[]> trustCertificatesSetter,
+                                     BiConsumer<SslContextOption<Object>, Object> optionSetter) {
         if (clientAuth != null) {
-            clientAuthSetter.accept(b, clientAuth);
+            clientAuthSetter.accept(clientAuth);
         }
         if (trustManagerFactory != null) {
-            trustFactorySetter.accept(b, trustManagerFactory);
+            trustFactorySetter.accept(trustManagerFactory);
         } else if (trustCertificates != null) {
-            trustCertificatesSetter.accept(b, trustCertificates);
+            trustCertificatesSetter.accept(trustCertificates);
         }
         for (Map.Entry<SslContextOption<?>, Object> e : options.entrySet()) {
             @SuppressWarnings("unchecked")
             SslContextOption<Object> option = (SslContextOption<Object>) e.getKey();
-            optionSetter.set(b, option, e.getValue());
+            optionSetter.accept(option, e.getValue());
         }
-    }
-
-    /**
-     * Netty's option setter of builder type {@code N}, as a method reference ({@code SslContextBuilder::option}).
-     *
-     * @param <N> the Netty builder
-     */
-    @FunctionalInterface
-    protected interface OptionSetter<N> {
-        /** Sets {@code option} to {@code value} on {@code b}. */
-        void set(N b, SslContextOption<Object> option, Object value);
     }
 
     /**

@@ -6,11 +6,11 @@ import io.netty.channel.IoEventLoop;
 import java.util.Objects;
 
 /**
- * Per-event-loop counters of the offload, for tests and metrics, and the loop's cached metrics recorders.
- *
- * <p><b>Threading.</b> The counters: any thread may call; the values are exact when read on the loop's thread and
+ * Threading: the counters: any thread may call; the values are exact when read on the loop's thread and
  * recent otherwise. A loop on which no connection was ever opened, or that has terminated, reports zeros.
  * {@link #recorder}: the loop's thread only.
+ *
+ * <p>Per-event-loop counters of the offload, for tests and metrics, and the loop's cached metrics recorders.
  */
 public final class AsyncOffloadLoops {
 
@@ -81,9 +81,9 @@ public final class AsyncOffloadLoops {
 
     /**
      * The metrics recorder of {@code engine}'s operations on {@code loop} under {@code metrics}: the same instance the
-     * loop's jobs record into, made at the first call for that pair and cached by the loop, so a caller on the hot
-     * path allocates nothing. For integrations that perform operations on the loop outside a job, such as the QUIC
-     * context's inline signatures ({@code io.asyncctx.quic}), which record {@link OffloadMetrics.Recorder#inlineOperation()}
+     * loop's jobs record into, made at the first call for that pair and cached by the loop, so a caller on the hot path
+     * allocates nothing. For integrations that perform operations on the loop outside a job, such as the QUIC context's
+     * inline signatures ({@code io.asyncctx.quic}), which record {@link OffloadMetrics.Recorder#inlineOperation()}
      * here. {@link OffloadMetrics#none()} gives a recorder that does nothing, without touching the loop's state.
      *
      * @throws IllegalStateException when not called on {@code loop}'s thread

@@ -3,10 +3,10 @@ package io.asyncctx.netty;
 import java.util.concurrent.TimeoutException;
 
 /**
- * An offloaded operation did not complete within {@link OffloadConfig#operationTimeout()}: its job was abandoned and
- * the engine told to cancel it.
+ * Threading: an ordinary immutable exception, safe on any thread.
  *
- * <p>Threading: an ordinary immutable exception, safe on any thread.
+ * <p>An offloaded operation did not complete within {@link OffloadConfig#operationTimeout()}: its job was abandoned and
+ * the engine told to cancel it.
  */
 public class AsyncOffloadTimeoutException extends TimeoutException {
 

@@ -19,7 +19,11 @@ import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 
 /**
- * Server-name (SNI) selection over several {@link AsyncSslContext}s, for Netty's own {@code SniHandler}
+ * Threading: thread-safe. {@link #map} is called by {@code SniHandler} on event loops and never blocks;
+ * {@link #replace}, {@link #ticketKeys(TicketKeys)} and {@link #metrics} may be called from any thread;
+ * {@link #close()} blocks (engines' close may wait for their threads): never call it on an event loop.
+ *
+ * <p>Server-name (SNI) selection over several {@link AsyncSslContext}s, for Netty's own {@code SniHandler}
  * ({@code new SniHandler(mapping)}): many sites on one port, each with its own certificate chain and its own key
  * source, as nginx's {@code server} blocks. A site has a name (for {@link #replace} and {@link #metrics}) and the
  * server names it answers: exact ({@code shop.example.org}) or wildcard ({@code *.example.org}, which matches one
@@ -39,10 +43,6 @@ import java.util.concurrent.TimeUnit;
  * engines (unless another context of the mapping still uses them) and all of them in {@link #close()}. Session
  * ticket keys given to the mapping ({@link Builder#ticketKeys}, {@link #ticketKeys(TicketKeys)}) are set on every
  * context, also on those given later to {@link #replace}, so that a ticket resumes whichever site issued it.
- *
- * <p>Threading: thread-safe. {@link #map} is called by {@code SniHandler} on event loops and never blocks;
- * {@link #replace}, {@link #ticketKeys(TicketKeys)} and {@link #metrics} may be called from any thread;
- * {@link #close()} blocks (engines' close may wait for their threads): never call it on an event loop.
  */
 public final class AsyncSniMapping implements Mapping<String, SslContext>, AutoCloseable {
 
@@ -345,7 +345,9 @@ public final class AsyncSniMapping implements Mapping<String, SslContext>, AutoC
     }
 
     /**
-     * One site's counters, summed over its current context and the contexts it replaced: what an operator compares
+     * Threading: immutable (a snapshot), any thread.
+     *
+     * <p>One site's counters, summed over its current context and the contexts it replaced: what an operator compares
      * across sites to see whose key is slow or failing.
      *
      * @param site the site's name
@@ -418,9 +420,9 @@ public final class AsyncSniMapping implements Mapping<String, SslContext>, AutoC
     }
 
     /**
-     * Configures an {@link AsyncSniMapping}.
+     * Threading: a builder, for one thread.
      *
-     * <p>Threading: a builder, for one thread.
+     * <p>Configures an {@link AsyncSniMapping}.
      */
     public static final class Builder {
         private final Map<String, Site> sites = new LinkedHashMap<>();

@@ -19,7 +19,10 @@ import javax.net.ssl.SSLEngine;
 import javax.net.ssl.SSLSessionContext;
 
 /**
- * A Netty {@link SslContext} whose private-key operations are offloaded to an {@link AsyncEngine}: made by
+ * Threading: thread-safe and shared by all channels of a server; {@code newHandler} and {@code newEngine} may be
+ * called from any thread (frameworks call them on the channel's event loop). The counters may be read from any thread.
+ *
+ * <p>A Netty {@link SslContext} whose private-key operations are offloaded to an {@link AsyncEngine}: made by
  * {@link AsyncSslContextBuilder}, used wherever Netty takes an {@code SslContext}. In a pipeline of your own it is the
  * usual line:
  * <pre>{@code ch.pipeline().addLast(asyncSslContext.newHandler(ch.alloc()));}</pre>
@@ -36,9 +39,6 @@ import javax.net.ssl.SSLSessionContext;
  * the handshake resumes through Netty's delegated-task path ({@code SslHandler} moves the resume back to the
  * channel's loop); what this path lacks is the per-channel read hold while the operation waits. Operations that the
  * {@link InlinePolicy} keeps inline run inline on both paths. {@link #detachedOperations()} counts the second path.
- *
- * <p>Threading: thread-safe and shared by all channels of a server; {@code newHandler} and {@code newEngine} may be
- * called from any thread (frameworks call them on the channel's event loop). The counters may be read from any thread.
  */
 public final class AsyncSslContext extends SslContext {
 

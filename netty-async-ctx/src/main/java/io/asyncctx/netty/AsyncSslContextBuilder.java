@@ -229,8 +229,7 @@ public final class AsyncSslContextBuilder
         if (apn != null) {
             b.applicationProtocolConfig(apn);
         }
-        applyCommon(b, SslContextBuilder::clientAuth, SslContextBuilder::trustManager, SslContextBuilder::trustManager,
-                SslContextBuilder::option);
+        applyCommon(b::clientAuth, b::trustManager, b::trustManager, b::option);
     }
 
     private void runCustomizers(SslContextBuilder b) {

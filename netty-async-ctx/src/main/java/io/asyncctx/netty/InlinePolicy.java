@@ -17,17 +17,18 @@ import java.util.Objects;
 import java.util.Set;
 
 /**
- * Which private-key operations run inline on the event loop instead of through an {@link io.asyncctx.AsyncJob}.
+ * Threading: immutable, any thread; the measurement runs once at context build time on the building thread (never an
+ * event loop: it signs for real).
+ *
+ * <p>Which private-key operations run inline on the event loop instead of through an {@link io.asyncctx.AsyncJob}.
  * Handing an operation off costs a few microseconds of loop time (a queue, a wake-up, a resume); an ECDSA P-256 or
  * Ed25519 signature with AWS-LC costs about as much, so offloading it saves the loop nothing. A measured policy signs
  * each signature scheme of the engine's key on the building thread, and marks for inline use the schemes whose median
  * cost is below the threshold; everything slower (RSA, anything in an HSM or accelerator) still goes through jobs.
  * Only engines that offer an {@link AsyncEngine#inlineSigner()} can run anything inline; decryption never does.
- * {@link AsyncSslContextBuilder} (TCP) and {@code io.asyncctx.quic.QuicAsyncSslContextBuilder} (QUIC) each call
- * {@link #resolve} once in {@code build()} and keep the {@link Decision}.
- *
- * <p>Threading: immutable; {@link #resolve} runs once at context build time on the building thread (never an event
- * loop: it signs for real).
+ * {@link AsyncSslContextBuilder} (TCP) and {@code io.asyncctx.quic.QuicAsyncSslContextBuilder} (QUIC) measure the
+ * policy once in {@code build()} (their shared key method, {@link AbstractAsyncKeyMethod}, keeps the outcome; the
+ * context's {@code inlineSchemes()} reports it).
  */
 public final class InlinePolicy {
 
@@ -71,7 +72,7 @@ public final class InlinePolicy {
      *
      * <p>Threading: immutable; any thread.
      */
-    public static final class Decision {
+    static final class Decision {
         private static final Decision NONE = new Decision(Collections.emptySet(), Collections.emptyMap(), null);
 
         private final Set<SignatureScheme> inline;
@@ -85,7 +86,7 @@ public final class InlinePolicy {
         }
 
         /** Nothing inline, nothing measured (the decision of {@link #never()} and of engines without inline signer). */
-        public static Decision none() {
+        static Decision none() {
             return NONE;
         }
 
@@ -124,7 +125,7 @@ public final class InlinePolicy {
      * per context, at build time. Returns {@link Decision#none()} for {@link #never()} and for engines without an
      * inline signer. Building thread (never an event loop).
      */
-    public Decision resolve(AsyncEngine engine) {
+    Decision resolve(AsyncEngine engine) {
         Objects.requireNonNull(engine, "engine");
         KeySigner signer = engine.inlineSigner();
         if (threshold.isZero() || signer == null) {

@@ -12,22 +12,22 @@ import javax.net.ssl.SSLSession;
 import javax.net.ssl.X509ExtendedKeyManager;
 
 /**
- * A key manager with one certificate chain and no private key: BoringSSL gets the chain and leaves every private-key
+ * Threading: immutable, safe on any thread.
+ *
+ * <p>A key manager with one certificate chain and no private key: BoringSSL gets the chain and leaves every private-key
  * operation to the async key method. Unlike Netty's keyless key store it answers for any key type, so Ed25519
  * certificates work too (Netty only asks for "RSA" and "EC" aliases).
  *
- * <p>With a second chain of another key type (RSA and ECDSA side by side, as nginx's two {@code ssl_certificate}
- * lines; made by {@link AsyncSslContextBuilder#secondKey}) the server picks, per handshake, the ECDSA chain for a client
- * whose signature algorithms include ECDSA and the RSA chain for the others, from the signature algorithms BoringSSL
- * read from the ClientHello (the handshake session's peer signature algorithms). Netty asks for a server alias by the
- * authentication methods of the server's cipher list, not the client's; the choice here ignores that order and asks
- * the client's signature algorithms alone. A TLS 1.2 client that offers ECDSA signatures but only RSA cipher suites is
- * not served (none does in practice).
+ * <p>With a second chain of another key type (RSA and ECDSA side by side, as nginx's two {@code ssl_certificate} lines;
+ * made by {@link AsyncSslContextBuilder#secondKey}) the server picks, per handshake, the ECDSA chain for a client whose
+ * signature algorithms include ECDSA and the RSA chain for the others, from the signature algorithms BoringSSL read
+ * from the ClientHello (the handshake session's peer signature algorithms). Netty asks for a server alias by the
+ * authentication methods of the server's cipher list, not the client's; the choice here ignores that order and asks the
+ * client's signature algorithms alone. A TLS 1.2 client that offers ECDSA signatures but only RSA cipher suites is not
+ * served (none does in practice).
  *
  * <p>Use it for contexts whose key operations are done elsewhere: {@link AsyncSslContextBuilder} does, and so can a
  * custom {@code OpenSslAsyncPrivateKeyMethod}.
- *
- * <p>Threading: immutable, safe on any thread.
  */
 public final class KeylessKeyManager extends X509ExtendedKeyManager {
 

@@ -17,12 +17,13 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 
 /**
- * Records the offload path into a Micrometer {@link MeterRegistry}: counters and timers tagged {@code engine},
- * {@code loop} and {@code protocol} ({@code tcp}, or {@code quic} through {@link #forProtocol}), and per-loop gauges. The names are listed in the README. Only this class refers to Micrometer; the
- * library runs without Micrometer on the class path as long as this class is not used.
- *
- * <p>Threading: thread-safe. Meters are created when a loop first offloads for an engine; after that, recording is a
+ * Threading: thread-safe. Meters are created when a loop first offloads for an engine; after that, recording is a
  * counter increment or a timer record on the loop's thread, with no lookup.
+ *
+ * <p>Records the offload path into a Micrometer {@link MeterRegistry}: counters and timers tagged {@code engine},
+ * {@code loop} and {@code protocol} ({@code tcp}, or {@code quic} through {@link #forProtocol}), and per-loop gauges.
+ * The names are listed in the README. Only this class refers to Micrometer; the library runs without Micrometer on the
+ * class path as long as this class is not used.
  *
  * <p>Lifetime: a loop's gauges are removed from the registry when the loop terminates (its termination future), and
  * this object then holds nothing of the loop: a group that was shut down can be collected. The gauges themselves hold

@@ -6,7 +6,9 @@ import java.time.Duration;
 import java.util.Objects;
 
 /**
- * Immutable settings of the offload: how a paused job is notified, how many jobs a loop runs at once, how long an
+ * Threading: immutable once built; safe on any thread. The {@link Builder} is not thread-safe.
+ *
+ * <p>Immutable settings of the offload: how a paused job is notified, how many jobs a loop runs at once, how long an
  * operation may take, how an engine's EAGAIN is retried, and which engine takes over when the primary one fails.
  *
  * <p><b>Fallback.</b> With a {@linkplain Builder#fallbackEngine fallback engine}, an operation that the primary engine
@@ -22,12 +24,10 @@ import java.util.Objects;
  * primary and go straight to the fallback for {@link #unhealthyCooldown()}; then one operation probes the primary
  * again (the others keep using the fallback for one more cooldown): a success makes it healthy, a failure starts a new
  * cooldown. Counted per loop by {@link AsyncOffloadLoops}.
- *
- * <p><b>Threading.</b> Immutable once built; safe on any thread. The {@link Builder} is not thread-safe.
  */
 public final class OffloadConfig {
 
-    /** How a paused job learns that its engine has completed. */
+    /** Threading: an enum, any thread. How a paused job learns that its engine has completed. */
     public enum Notify {
         /** {@link #FD} on epoll and io_uring loops, {@link #CALLBACK} on NIO (and any other) loops. */
         AUTO,
@@ -142,11 +142,11 @@ public final class OffloadConfig {
      * of a burst of handshakes. Steps run oldest first. See {@link HandshakeTurns} for how a loop iteration is
      * delimited.
      *
-     * <p>Where it applies: only on loops that are a Netty {@code SingleThreadEventLoop} (every loop of a
-     * {@code MultiThreadIoEventLoopGroup}), whose end-of-iteration hook delimits the turns; on any other loop nothing
-     * is bounded. QUIC ({@code io.asyncctx.quic}, HTTP/3) bounds the wait-fd resumes of its handshakes only: its
-     * datagrams are read by the QUIC codec on the shared UDP channel, not through an {@link AsyncOffloadHandler}, so its
-     * reads are never kept.
+     * <p>Where it applies: only on loops that are a Netty {@code SingleThreadEventLoop} (every loop of a {@code
+     * MultiThreadIoEventLoopGroup}), whose end-of-iteration hook delimits the turns; on any other loop nothing is
+     * bounded. QUIC ({@code io.asyncctx.quic}, HTTP/3) bounds the wait-fd resumes of its handshakes only: its datagrams
+     * are read by the QUIC codec on the shared UDP channel, not through an {@link AsyncOffloadHandler}, so its reads
+     * are never kept.
      */
     public int handshakeStepsPerLoopTurn() {
         return handshakeStepsPerLoopTurn;
@@ -174,7 +174,7 @@ public final class OffloadConfig {
                 + ']';
     }
 
-    /** Builds an {@link OffloadConfig}. Not thread-safe. */
+    /** Threading: not thread-safe; use on one thread. Builds an {@link OffloadConfig}. */
     public static final class Builder {
         private Notify notify = Notify.AUTO;
         private int maxJobsPerLoop = 1024;

@@ -4,15 +4,15 @@ import io.asyncctx.engine.AsyncEngine;
 import io.netty.channel.IoEventLoop;
 
 /**
- * Where the offload path reports what it does: jobs started, paused, resumed, finished and failed (by cause), waits
+ * Threading: {@link #recorder} is called on an event loop, once per engine and loop (the result is cached by the
+ * library), possibly on several loops at once: implementations are thread-safe. A {@link Recorder} is used on that
+ * one loop's thread only, on the resume hot path: its methods must be cheap, must not block and must not throw.
+ *
+ * <p>Where the offload path reports what it does: jobs started, paused, resumed, finished and failed (by cause), waits
  * for a free job, EAGAIN retries, fallbacks, spurious wake-ups and inline operations, with the pause-to-resume and
  * engine service times. {@link #none()} records nothing; {@link MicrometerOffloadMetrics} records into a Micrometer
  * registry (Micrometer is an optional dependency: without it on the class path, use {@link #none()}, the default).
  * Set it with {@link OffloadConfig.Builder#metrics(OffloadMetrics)}.
- *
- * <p>Threading: {@link #recorder} is called on an event loop, once per engine and loop (the result is cached by the
- * library), possibly on several loops at once: implementations are thread-safe. A {@link Recorder} is used on that
- * one loop's thread only, on the resume hot path: its methods must be cheap, must not block and must not throw.
  */
 public interface OffloadMetrics {
 
@@ -34,7 +34,7 @@ public interface OffloadMetrics {
         return NoopRecorder.METRICS;
     }
 
-    /** Why an operation failed. */
+    /** Threading: an enum, any thread. Why an operation failed. */
     enum FailureCause {
         /** The engine reported ERR or failed the operation. */
         ERR,
@@ -47,9 +47,9 @@ public interface OffloadMetrics {
     }
 
     /**
-     * Counts and times the operations of one engine on one event loop.
+     * Threading: called on that event loop only; cheap, non-blocking, never throws.
      *
-     * <p>Threading: called on that event loop only; cheap, non-blocking, never throws.
+     * <p>Counts and times the operations of one engine on one event loop.
      */
     interface Recorder {
         /** A job was started (it took a slot of the loop's job pool). */

@@ -16,18 +16,18 @@ import java.util.Objects;
 import javax.net.ssl.SSLSessionContext;
 
 /**
- * Session ticket keys shared by several servers, so that a TLS session resumed on another server behind the same load
- * balancer needs no private-key operation there. The first key encrypts new tickets; every key decrypts (a ticket of
- * a later key is re-issued under the first). Keep the retiring key second for one ticket lifetime, then drop it.
+ * Threading: immutable, any thread. {@link AsyncSniMapping#ticketKeys(TicketKeys)} sets them on its contexts;
+ * {@link #applyTo} on one context.
+ *
+ * <p>Session ticket keys shared by several servers, so that a TLS session resumed on another server behind the same
+ * load balancer needs no private-key operation there. The first key encrypts new tickets; every key decrypts (a ticket
+ * of a later key is re-issued under the first). Keep the retiring key second for one ticket lifetime, then drop it.
  *
  * <p><b>Format.</b> 48-byte keys as nginx's {@code ssl_session_ticket_key} and HAProxy's {@code tls-ticket-keys}
  * write them: key name (16 bytes), AES key (16), HMAC key (16). A file holds either base64 lines, one key a line,
  * first line first ({@code openssl rand -base64 48}; blank lines and lines starting with {@code #} are skipped), or
  * the raw bytes of one or more keys back to back ({@code openssl rand 48}). 80-byte keys (AES-256) are refused:
  * netty-tcnative encrypts tickets with AES-128-CBC and HMAC-SHA256 under 16-byte keys and has no 32-byte variant.
- *
- * <p>Threading: immutable, any thread. {@link AsyncSniMapping#ticketKeys(TicketKeys)} sets them on its contexts;
- * {@link #applyTo} on one context.
  */
 public final class TicketKeys {
 

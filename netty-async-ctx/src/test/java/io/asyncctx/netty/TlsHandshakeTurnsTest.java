@@ -6,7 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.asyncctx.engine.AbstractAsyncEngine.FdMode;
 import io.asyncctx.engine.CryptoProviders;
 import io.asyncctx.engine.JcaKeySigner;
-import io.asyncctx.engine.SimulatedAcceleratorEngine;
+import io.asyncctx.testkit.SimulatedAcceleratorEngine;
 import io.asyncctx.netty.TlsFixtures.KeyKind;
 import io.netty.bootstrap.Bootstrap;
 import io.netty.bootstrap.ServerBootstrap;

@@ -7,7 +7,7 @@ import io.asyncctx.engine.AbstractAsyncEngine.FdMode;
 import io.asyncctx.engine.AsyncEngine;
 import io.asyncctx.engine.CryptoProviders;
 import io.asyncctx.engine.JcaKeySigner;
-import io.asyncctx.engine.SimulatedAcceleratorEngine;
+import io.asyncctx.testkit.SimulatedAcceleratorEngine;
 import io.asyncctx.netty.TlsFixtures.KeyKind;
 import io.asyncctx.netty.TlsTestServer.Transport;
 import io.netty.bootstrap.Bootstrap;

@@ -4,7 +4,7 @@ import io.asyncctx.engine.AsyncEngine;
 import io.asyncctx.engine.CryptoProviders;
 import io.asyncctx.engine.JcaKeySigner;
 import io.asyncctx.engine.PemKeys;
-import io.asyncctx.engine.SimulatedAcceleratorEngine;
+import io.asyncctx.testkit.SimulatedAcceleratorEngine;
 import io.asyncctx.engine.SoftwareEngine;
 import io.asyncctx.examples.ExampleServer;
 import io.asyncctx.netty.InlinePolicy;

@@ -3,7 +3,7 @@ package io.asyncctx.bench.load;
 import io.asyncctx.engine.CryptoProviders;
 import io.asyncctx.engine.AbstractAsyncEngine.FdMode;
 import io.asyncctx.engine.JcaKeySigner;
-import io.asyncctx.engine.SimulatedAcceleratorEngine;
+import io.asyncctx.testkit.SimulatedAcceleratorEngine;
 import io.asyncctx.examples.Machine;
 import io.asyncctx.netty.AsyncSslContext;
 import io.asyncctx.netty.AsyncSslContextBuilder;

@@ -1,6 +1,10 @@
-package io.asyncctx.engine;
+package io.asyncctx.testkit;
 
 import io.asyncctx.AsyncEngineException;
+import io.asyncctx.engine.AbstractAsyncEngine;
+import io.asyncctx.engine.EventFd;
+import io.asyncctx.engine.KeySigner;
+import io.asyncctx.engine.PendingOperation;
 
 import java.security.PublicKey;
 import java.time.Duration;
@@ -20,18 +24,18 @@ import java.util.concurrent.locks.LockSupport;
 import java.util.concurrent.locks.ReentrantLock;
 
 /**
- * A model of a QAT-like accelerator for tests and benchmarks: a request ring of fixed capacity, a fixed service
- * latency that costs no CPU, and one polling thread that collects completions in batches, as a device driver's
- * polling thread does. Results are real: a {@link KeySigner} computes them on a small signer pool as soon as a
- * request is offered, in parallel with the modelled latency, so a request completes at its submission time plus the
- * latency (or when its signature is ready, if the signers are slower than that).
- *
- * <p><b>Threading.</b> Thread-safe and shared by all connections. {@link #offer} and {@link #cancel} run on the
+ * Threading: thread-safe and shared by all connections. {@link #offer} and {@link #cancel} run on the
  * submitting connection's owner thread and never block (a full ring answers EAGAIN). The poller thread waits with
  * {@link LockSupport#parkNanos} until the earliest due time, then completes everything due and signals each distinct
  * wait fd once per batch ({@link FdMode#SHARED_PER_LOOP}: one write per event loop however many of its ctxs
  * completed). The counters may be read from any thread. {@link #close()} may be called from any thread but the
  * engine's own; it stops the poller and the signers and fails what is still queued.
+ *
+ * <p>A model of a QAT-like accelerator for tests and benchmarks: a request ring of fixed capacity, a fixed service
+ * latency that costs no CPU, and one polling thread that collects completions in batches, as a device driver's
+ * polling thread does. Results are real: a {@link KeySigner} computes them on a small signer pool as soon as a
+ * request is offered, in parallel with the modelled latency, so a request completes at its submission time plus the
+ * latency (or when its signature is ready, if the signers are slower than that).
  */
 public final class SimulatedAcceleratorEngine extends AbstractAsyncEngine {
 
@@ -383,7 +387,7 @@ public final class SimulatedAcceleratorEngine extends AbstractAsyncEngine {
                 + ringSize + ", " + fdMode() + ']';
     }
 
-    /** Configures a {@link SimulatedAcceleratorEngine}. Not thread-safe; use on one thread. */
+    /** Threading: not thread-safe; use on one thread. Configures a {@link SimulatedAcceleratorEngine}. */
     public static final class Builder {
         private String name = "simulated";
         private Duration latency = Duration.ofMillis(1);

@@ -1,4 +1,4 @@
-package io.asyncctx.engine;
+package io.asyncctx.testkit;
 
 import com.amazon.corretto.crypto.provider.AmazonCorrettoCryptoProvider;
 import io.asyncctx.AsyncEngineException;
@@ -7,6 +7,14 @@ import io.asyncctx.AsyncJobPool;
 import io.asyncctx.AsyncStartResult;
 import io.asyncctx.AsyncStatus;
 import io.asyncctx.AsyncWaitCtx;
+import io.asyncctx.engine.AbstractAsyncEngine;
+import io.asyncctx.engine.AsyncEngine;
+import io.asyncctx.engine.EngineSession;
+import io.asyncctx.engine.EventFd;
+import io.asyncctx.engine.JcaKeySigner;
+import io.asyncctx.engine.KeyOperation;
+import io.asyncctx.engine.KeySigner;
+import io.asyncctx.engine.SignatureScheme;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
