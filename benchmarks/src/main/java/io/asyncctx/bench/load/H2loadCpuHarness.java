@@ -48,16 +48,16 @@ public final class H2loadCpuHarness implements Callable<Integer> {
 
     @Option(names = "--key-types", split = ",", description = "rsa (RSA-2048) and/or ec (ECDSA P-256); each gets "
             + "its own set of servers (default: ${DEFAULT-VALUE}).")
-    List<String> keyTypes = List.of("ec", "rsa");
+    List<HarnessOptions.KeyType> keyTypes = List.of(HarnessOptions.KeyType.ec, HarnessOptions.KeyType.rsa);
 
     @Option(names = "--modes", split = ",", description = "Example-server modes (see LoadHarness --modes), and "
             + "Reactor Netty servers (reactor-stock, reactor-offload, reactor-offload-inline: ReactorLoadServer) "
             + "(default: ${DEFAULT-VALUE}).")
     List<String> modes = List.of("inline", "offload-fd", "offload-fd-inline");
 
-    @Option(names = "--nginx", description = "nginx binary, measured too when it exists; 'none' to skip "
-            + "(default: ${DEFAULT-VALUE}).")
-    String nginx = "/usr/sbin/nginx";
+    @Option(names = "--nginx", description = "nginx binary to measure too (refused when not executable); 'none' to "
+            + "skip (default: /usr/sbin/nginx when it exists).")
+    String nginx;
 
     @Option(names = "--h2load", description = "h2load binary (default: ${DEFAULT-VALUE}).")
     String h2load = "h2load";
@@ -82,8 +82,11 @@ public final class H2loadCpuHarness implements Callable<Integer> {
             + "modes run from this harness's own class path.")
     Map<String, String> serverClasspaths = new LinkedHashMap<>();
 
-    @Option(names = "--workers", description = "Software engine workers (default: ${DEFAULT-VALUE}).")
-    int workers = 2;
+    @CommandLine.Mixin
+    HarnessOptions.Workers workers = new HarnessOptions.Workers();
+
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
 
     @Option(names = "--inline-below-us", description = "Mode offload-fd-inline: the inline policy's threshold "
             + "(default: ${DEFAULT-VALUE}).")
@@ -111,15 +114,23 @@ public final class H2loadCpuHarness implements Callable<Integer> {
             throw new CommandLine.ParameterException(new CommandLine(this), "expected --rounds >= 1, "
                     + "--warmup-rounds >= 0, --connections >= 1 and --requests >= --connections");
         }
+        for (String mode : modes) {
+            if (!LoadServer.MODES.contains(mode) && !ReactorLoadServer.MODES.contains(mode)) {
+                throw new CommandLine.ParameterException(spec.commandLine(), "--modes " + mode + ": expected one of "
+                        + LoadServer.MODES + " or " + ReactorLoadServer.MODES);
+            }
+        }
+        int engineWorkers = workers.validated(spec);
+        Path nginxBinary = HarnessOptions.nginx(spec, nginx, Path.of("/usr/sbin/nginx"));
+        boolean withNginx = nginxBinary != null;
         Files.createDirectories(out);
-        boolean withNginx = !nginx.equals("none") && Files.isExecutable(Path.of(nginx));
         System.out.println("machine: " + Machine.describe() + ", load average before: " + Machine.loadAverage());
         System.out.printf(Locale.ROOT, "h2load -c %d -n %d --h1; modes %s%s; %d warm-up + %d measured rounds, "
                         + "order rotating; software engine with %d workers, 1 event loop%n", connections, requests,
-                modes, withNginx ? " + nginx (" + nginx + ")" : " (no nginx)", warmupRounds, rounds, workers);
+                modes, withNginx ? " + nginx (" + nginxBinary + ")" : " (no nginx)", warmupRounds, rounds, engineWorkers);
         List<Storm> storms = new ArrayList<>();
-        for (String keyType : keyTypes) {
-            storms.addAll(runKey(keyType, withNginx));
+        for (HarnessOptions.KeyType keyType : keyTypes) {
+            storms.addAll(runKey(keyType, nginxBinary, engineWorkers));
         }
         List<String> summary = summarize(storms);
         long failedRounds = storms.stream().filter(s -> s.failed() > 0).count();
@@ -139,13 +150,9 @@ public final class H2loadCpuHarness implements Callable<Integer> {
         return 0;
     }
 
-    private List<Storm> runKey(String keyType, boolean withNginx) throws Exception {
-        String keyLabel = switch (keyType) {
-            case "rsa" -> "RSA-2048";
-            case "ec" -> "P-256";
-            default -> throw new CommandLine.ParameterException(new CommandLine(this), "--key-types " + keyType
-                    + ": expected rsa or ec");
-        };
+    private List<Storm> runKey(HarnessOptions.KeyType keyType, Path nginxBinary, int engineWorkers)
+            throws Exception {
+        String keyLabel = keyType.label;
         Path certPem = out.resolve(name + "-" + keyType + "-cert.pem").toAbsolutePath();
         Path keyPem = out.resolve(name + "-" + keyType + "-key.pem").toAbsolutePath();
         LoadHarness.writeSelfSigned(keyType, certPem, keyPem);
@@ -154,10 +161,6 @@ public final class H2loadCpuHarness implements Callable<Integer> {
         try {
             for (String mode : modes) {
                 boolean reactor = ReactorLoadServer.MODES.contains(mode);
-                if (!LoadServer.MODES.contains(mode) && !reactor) {
-                    throw new CommandLine.ParameterException(new CommandLine(this), "--modes " + mode
-                            + ": expected one of " + LoadServer.MODES + " or " + ReactorLoadServer.MODES);
-                }
                 Map<String, String> classpaths = serverClasspaths.isEmpty()
                         ? Map.of("", System.getProperty("java.class.path")) : serverClasspaths;
                 for (Map.Entry<String, String> cp : classpaths.entrySet()) {
@@ -168,15 +171,15 @@ public final class H2loadCpuHarness implements Callable<Integer> {
                     if (!reactor) {
                         cmd.addAll(List.of("--engine", "software"));
                     }
-                    cmd.addAll(List.of("--workers", Integer.toString(workers), "--threads", "1",
+                    cmd.addAll(List.of("--workers", Integer.toString(engineWorkers), "--threads", "1",
                             "--inline-below-us", Long.toString(inlineBelowMicros), "--cert", certPem.toString(),
                             "--key", keyPem.toString()));
                     servers.put(cp.getKey().isEmpty() ? mode : mode + "@" + cp.getKey(),
                             ServerProcesses.spawn(cmd, false));
                 }
             }
-            if (withNginx) {
-                servers.put(NGINX, ServerProcesses.startNginx(Path.of(nginx), out.resolve(name + "-nginx-" + keyType),
+            if (nginxBinary != null) {
+                servers.put(NGINX, ServerProcesses.startNginx(nginxBinary, out.resolve(name + "-nginx-" + keyType),
                         certPem, keyPem));
             }
             List<String> names = new ArrayList<>(servers.keySet());

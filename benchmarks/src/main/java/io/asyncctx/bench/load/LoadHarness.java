@@ -18,7 +18,6 @@ import java.security.PrivateKey;
 import java.security.cert.X509Certificate;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.Callable;
@@ -52,8 +51,8 @@ public final class LoadHarness implements Callable<Integer> {
             + "includes the client's).")
     boolean inProcess;
 
-    @Option(names = "--engine", description = "software | simulated (default: ${DEFAULT-VALUE}).")
-    String engine = "software";
+    @Option(names = "--engine", description = "One of ${COMPLETION-CANDIDATES} (default: ${DEFAULT-VALUE}).")
+    HarnessOptions.EngineKind engine = HarnessOptions.EngineKind.software;
 
     @Option(names = "--latency-ms", split = ",", description = "Simulated engine latencies: each mode without an @N "
             + "suffix runs once per latency, side by side (default: ${DEFAULT-VALUE}).")
@@ -70,18 +69,23 @@ public final class LoadHarness implements Callable<Integer> {
     @Option(names = "--rate", split = ",", description = "Storm rates, total handshakes/s: every server runs once per "
             + "rate, in order. 0 = no limit (saturation); N = N/s; P%% = P percent of the rate the first server "
             + "reached without a limit earlier in this invocation (so list 0 first), e.g. 0,65%% "
-            + "(default: ${DEFAULT-VALUE}).")
-    List<String> rates = List.of("0");
+            + "(default: ${DEFAULT-VALUE}).", converter = HarnessOptions.RateConverter.class)
+    List<HarnessOptions.Rate> rates = List.of(new HarnessOptions.RateConverter().convert("0"));
 
-    @Option(names = "--workers", description = "Software engine workers (default: cores).")
-    int workers = Runtime.getRuntime().availableProcessors();
+    @CommandLine.Mixin
+    HarnessOptions.Workers engineWorkers = new HarnessOptions.Workers();
+
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    private int workers;
 
     @Option(names = "--threads", description = "Server event loops (default: ${DEFAULT-VALUE}).")
     int threads = 1;
 
     @Option(names = "--key-type", description = "rsa (RSA-2048) | ec (ECDSA P-256) for the generated certificate "
             + "(default: ${DEFAULT-VALUE}).")
-    String keyType = "rsa";
+    HarnessOptions.KeyType keyType = HarnessOptions.KeyType.rsa;
 
     @Option(names = "--cert", description = "PEM certificate chain to use instead of a generated one (with --key).")
     Path cert;
@@ -98,9 +102,9 @@ public final class LoadHarness implements Callable<Integer> {
     @Option(names = "--server-pid", description = "Pid of --target's process, for its CPU time (with descendants).")
     Long serverPid;
 
-    @Option(names = "--spawn-server", description = "A server command to start, e.g. \"java -jar "
-            + "examples/target/netty-async-ctx-examples.jar server --port 0 --mode offload\"; it must print "
-            + "'listening on https://HOST:PORT'. Stopped with SIGTERM.")
+    @Option(names = "--spawn-server", description = "A server command to start, split as a shell splits words "
+            + "(quotes keep spaces), e.g. \"java -jar examples/target/netty-async-ctx-examples.jar server --port 0 "
+            + "--mode offload\"; it must print 'listening on https://HOST:PORT'. Stopped with SIGTERM.")
     String spawnServer;
 
     @Option(names = "--nginx", description = "Path of an nginx binary: also measure nginx with the same certificate, "
@@ -167,6 +171,23 @@ public final class LoadHarness implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         System.setProperty("java.awt.headless", "true");
+        workers = engineWorkers.validated(spec);
+        HarnessOptions.checkRates(spec, rates);
+        List<String> spawnCommand = null;
+        if (spawnServer != null) {
+            try {
+                spawnCommand = HarnessOptions.splitCommand(spawnServer);
+            } catch (IllegalArgumentException e) {
+                throw new CommandLine.ParameterException(spec.commandLine(), "--spawn-server: " + e.getMessage());
+            }
+            if (spawnCommand.isEmpty()) {
+                throw new CommandLine.ParameterException(spec.commandLine(), "--spawn-server: empty command");
+            }
+        }
+        if (nginx != null && !Files.isExecutable(nginx)) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "--nginx " + nginx + ": not an executable "
+                    + "file (install nginx or give its path)");
+        }
         Files.createDirectories(out);
         Path certPem;
         Path keyPem;
@@ -184,7 +205,7 @@ public final class LoadHarness implements Callable<Integer> {
         X509Certificate[] chain = PemKeys.readCertificates(certPem).toArray(new X509Certificate[0]);
         PrivateKey pk = PemKeys.readPrivateKey(keyPem);
         String keyLabel = pk.getAlgorithm().equals("RSA") ? "RSA-2048" : "ECDSA P-256";
-        boolean simulated = engine.equals("simulated");
+        boolean simulated = engine == HarnessOptions.EngineKind.simulated;
         if (latenciesMillis.isEmpty() || latenciesMillis.stream().anyMatch(l -> l < 0)) {
             throw new CommandLine.ParameterException(new CommandLine(this), "--latency-ms " + latenciesMillis
                     + ": expected one or more latencies of 0 ms or more");
@@ -221,28 +242,9 @@ public final class LoadHarness implements Callable<Integer> {
                         : () -> spawnMode(m, lat, certPem, keyPem)));
             }
         }
-        List<String> rateSpecs = new ArrayList<>();
-        for (String r : rates) {
-            String t = r.trim();
-            try {
-                double v = Double.parseDouble(t.endsWith("%") ? t.substring(0, t.length() - 1) : t);
-                if (!(v >= 0) || Double.isInfinite(v)) {
-                    throw new NumberFormatException();
-                }
-            } catch (NumberFormatException e) {
-                throw new CommandLine.ParameterException(new CommandLine(this), "--rate " + r
-                        + ": expected 0 (no limit), handshakes/s, or P% of the first server's unlimited rate");
-            }
-            if (t.endsWith("%") && rateSpecs.stream()
-                    .noneMatch(x -> !x.endsWith("%") && Double.parseDouble(x) == 0)) {
-                throw new CommandLine.ParameterException(new CommandLine(this), "--rate " + r
-                        + ": a percentage needs an unlimited run (0) earlier in the list, e.g. --rate 0," + t);
-            }
-            rateSpecs.add(t);
-        }
-        if (spawnServer != null) {
-            targets.add(new Target(targetName, "spawned", "-",
-                    () -> ServerProcesses.spawn(Arrays.asList(spawnServer.trim().split("\\s+")), true)));
+        if (spawnCommand != null) {
+            List<String> command = spawnCommand;
+            targets.add(new Target(targetName, "spawned", "-", () -> ServerProcesses.spawn(command, true)));
         }
         if (target != null) {
             targets.add(new Target(targetName, "external", "-", this::external));
@@ -264,7 +266,7 @@ public final class LoadHarness implements Callable<Integer> {
         System.out.printf(Locale.ROOT, "key %s, engine %s, %d server loop(s), concurrency %d, rates %s, "
                         + "%d established connections every %d ms, %.1f s measured after %.1f s warm-up, servers %s, "
                         + "offload-fd-inline below %d us, offload-fd-fair %d handshake steps per loop turn%n", keyLabel, engineLabel, threads, concurrency,
-                rateSpecs, established, requestIntervalMillis, durationSeconds, warmupSeconds,
+                rates, established, requestIntervalMillis, durationSeconds, warmupSeconds,
                 inProcess ? "in this JVM" : "in their own processes", inlineBelowMicros, handshakeStepsPerTurn);
         if (burst > 0 || rounds > 1) {
             System.out.printf(Locale.ROOT, "bursts of %d new connections every %d ms; %d round(s)%s%n", burst,
@@ -274,11 +276,9 @@ public final class LoadHarness implements Callable<Integer> {
         List<String> summary = new ArrayList<>();
         double firstUnlimited = Double.NaN;
         try (LoadClient client = new LoadClient(clientThreads)) {
-            for (String rateSpec : rateSpecs) {
-                double rate = rateSpec.endsWith("%")
-                        ? Double.parseDouble(rateSpec.substring(0, rateSpec.length() - 1)) / 100 * firstUnlimited
-                        : Double.parseDouble(rateSpec);
-                if (rateSpec.endsWith("%")) {
+            for (HarnessOptions.Rate rateSpec : rates) {
+                double rate = rateSpec.resolve(firstUnlimited);
+                if (rateSpec.percent()) {
                     System.out.printf(Locale.ROOT, "rate %s of %.0f/s = %.0f handshakes/s%n", rateSpec,
                             firstUnlimited, rate);
                 }
@@ -358,11 +358,10 @@ public final class LoadHarness implements Callable<Integer> {
         return Duration.ofMillis(Math.round(s * 1000));
     }
 
-    static void writeSelfSigned(String keyType, Path certPem, Path keyPem) throws Exception {
+    static void writeSelfSigned(HarnessOptions.KeyType keyType, Path certPem, Path keyPem) throws Exception {
         CertificateBuilder.Algorithm alg = switch (keyType) {
-            case "rsa" -> CertificateBuilder.Algorithm.rsa2048;
-            case "ec" -> CertificateBuilder.Algorithm.ecp256;
-            default -> throw new IllegalArgumentException("--key-type " + keyType + ": expected rsa or ec");
+            case rsa -> CertificateBuilder.Algorithm.rsa2048;
+            case ec -> CertificateBuilder.Algorithm.ecp256;
         };
         X509Bundle b = new CertificateBuilder().subject("CN=localhost").addSanDnsName("localhost")
                 .addSanIpAddress("127.0.0.1").setIsCertificateAuthority(true).algorithm(alg).buildSelfSigned();
@@ -372,7 +371,7 @@ public final class LoadHarness implements Callable<Integer> {
 
     private Running inProcess(String mode, int latencyMillis, X509Certificate[] chain, PrivateKey pk)
             throws Exception {
-        AsyncEngine e = LoadServer.newEngine(engine, latencyMillis, workers, new KeyPair(chain[0].getPublicKey(), pk));
+        AsyncEngine e = LoadServer.newEngine(engine.name(), latencyMillis, workers, new KeyPair(chain[0].getPublicKey(), pk));
         ExampleServer server;
         try {
             server = LoadServer.start(mode, threads, 0, e, chain, pk, inlineBelowMicros, handshakeStepsPerTurn);
@@ -392,7 +391,7 @@ public final class LoadHarness implements Callable<Integer> {
         String java = ProcessHandle.current().info().command().orElse("java");
         List<String> cmd = new ArrayList<>(List.of(java, ProcessCpu.FIXED_COMPILER_THREADS, "-cp",
                 System.getProperty("java.class.path"),
-                LoadServer.class.getName(), "--mode", mode, "--engine", engine, "--latency-ms",
+                LoadServer.class.getName(), "--mode", mode, "--engine", engine.name(), "--latency-ms",
                 Integer.toString(latencyMillis), "--workers", Integer.toString(workers), "--threads",
                 Integer.toString(threads), "--inline-below-us", Long.toString(inlineBelowMicros),
                 "--handshake-steps-per-turn", Integer.toString(handshakeStepsPerTurn), "--cert",
