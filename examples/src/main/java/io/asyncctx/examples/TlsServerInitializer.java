@@ -54,11 +54,12 @@ final class TlsServerInitializer extends ChannelInitializer<SocketChannel> {
 
     @Override
     protected void initChannel(SocketChannel ch) {
-        ch.pipeline().addLast(tls.apply(ch));
-        SslHandler ssl = ch.pipeline().get(SslHandler.class);
-        if (ssl != null) {
+        ChannelHandler handler = tls.apply(ch);
+        if (handler instanceof SslHandler ssl) {
+            // before it joins the pipeline: SslHandler schedules its timeout when added to an active channel
             ssl.setHandshakeTimeoutMillis(connections.policy().handshakeTimeout().toMillis());
         }
+        ch.pipeline().addLast(handler);
         ch.pipeline().addLast(new SessionTicketFlusher());
         ConnectionGuard guard = connections.register(ch);
         ch.pipeline().addLast(guard);

@@ -277,6 +277,21 @@ class OperatorProcessIT {
     }
 
     @Test
+    void shouldCloseAStalledHandshakeAfterTheHandshakeTimeoutFlag() throws Exception {
+        try (Server s = new Server(List.of("--handshake-timeout", "2"));
+             Socket stalled = new Socket()) {
+            stalled.connect(new InetSocketAddress("127.0.0.1", s.port), 10_000);
+            stalled.setSoTimeout(30_000);
+            stalled.getOutputStream().write(new byte[] {0x16, 0x03, 0x01, 0x02, 0x00, 0x01}); // a record, cut short
+            long start = System.nanoTime();
+            assertEquals(-1, stalled.getInputStream().read(), "the server sent something instead of closing");
+            long ms = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start);
+            assertTrue(ms >= 1500 && ms < 9000, "closed after " + ms + " ms; --handshake-timeout 2 (Netty's own: 10 s)");
+            assertEquals(1, s.metric("server_handshakes_failed_total{reason=\"timeout\"}"), s.out.toString());
+        }
+    }
+
+    @Test
     void shouldAnswerHeadWithoutABodyOverHttp2AndHttp11() throws Exception {
         try (Server s = new Server(List.of())) {
             String h2 = run(List.of("curl", "-sSkI", "--max-time", "20", s.url()));
