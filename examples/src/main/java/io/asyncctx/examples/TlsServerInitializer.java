@@ -1,5 +1,7 @@
 package io.asyncctx.examples;
 
+import io.asyncctx.netty.AsyncSslContext;
+import io.asyncctx.netty.SessionTicketFlusher;
 import io.netty.channel.ChannelHandler;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
@@ -24,7 +26,8 @@ import java.util.function.Supplier;
 
 /**
  * Sets up each accepted channel: TLS (offloaded, inline or blocking, as the server's mode says), the TLS 1.3 session
- * tickets sent right after the handshake ({@link SessionTicketFlusher}), then, once ALPN has
+ * tickets sent right after the handshake (the offload mode's handler does it itself; {@link SessionTicketFlusher} does
+ * it for the stock handlers of the inline and blocking modes), then, once ALPN has
  * chosen, HTTP/2 (Netty's HTTP/2 codec, one child channel per stream) or HTTP/1.1. Both end in the same
  * {@link HttpInfoHandler}. Another protocol is one more case in {@link #configure}. Behind the TLS handler sits the
  * connection's {@link ConnectionGuard}: failed handshakes in one line, the idle timeout, the graceful drain.
@@ -60,7 +63,9 @@ final class TlsServerInitializer extends ChannelInitializer<SocketChannel> {
             ssl.setHandshakeTimeoutMillis(connections.policy().handshakeTimeout().toMillis());
         }
         ch.pipeline().addLast(handler);
-        ch.pipeline().addLast(new SessionTicketFlusher());
+        if (!(handler instanceof SslHandler ssl && AsyncSslContext.flushesTickets(ssl))) {
+            ch.pipeline().addLast(new SessionTicketFlusher()); // the stock handlers of the inline and blocking modes
+        }
         ConnectionGuard guard = connections.register(ch);
         ch.pipeline().addLast(guard);
         if (http2) {

@@ -189,6 +189,14 @@ public final class AsyncSslContext extends SslContext {
         return o.offload();
     }
 
+    /**
+     * True when {@code ssl} was made by an {@code AsyncSslContext} and so sends TLS 1.3 session tickets right after the
+     * handshake by itself; a stock handler needs a {@link SessionTicketFlusher} after it for that. Any thread.
+     */
+    public static boolean flushesTickets(SslHandler ssl) {
+        return ssl instanceof OffloadingSslHandler;
+    }
+
     /** The offload handler of {@code ssl} if it is one of this library's handlers, else null. */
     static AsyncOffloadHandler offloadHandlerOf(SslHandler ssl) {
         return ssl instanceof OffloadingSslHandler o ? o.offload() : null;

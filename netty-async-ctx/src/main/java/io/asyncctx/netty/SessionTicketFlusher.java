@@ -1,4 +1,4 @@
-package io.asyncctx.examples;
+package io.asyncctx.netty;
 
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.Unpooled;
@@ -16,8 +16,12 @@ import io.netty.internal.tcnative.SSL;
  * <p>Whose behaviour this is: BoringSSL's (linked into netty-tcnative). Its TLS 1.3 server queues NewSessionTicket
  * after reading the client's Finished but does not flush it "until the server performs a write", and asks callers that
  * want the tickets out earlier to do a zero-byte {@code SSL_write}. Netty never makes one (its engine skips empty
- * buffers), and netty-async-ctx does not touch the record layer. So a client that reads before it writes
- * ({@code openssl s_client}, {@code gnutls-cli --resume}) has no ticket and never resumes.
+ * buffers). So a client that reads before it writes ({@code openssl s_client}, {@code gnutls-cli --resume}) has no
+ * ticket and never resumes.
+ *
+ * <p>The handlers that {@link AsyncSslContext} makes do this by themselves. Add this handler right after a stock
+ * Netty {@link SslHandler} (a context of Netty's own, with BoringSSL) for the same behaviour there; it removes itself
+ * after the handshake. It does nothing for other engines (the JDK's) or TLS 1.2.
  *
  * <p>Why one zero-byte write is not enough: BoringSSL writes its own records (handshake, tickets, alerts) into the
  * network side of a BIO pair whose buffer is Netty's "non-application" buffer, 2,048 bytes by default
@@ -28,9 +32,9 @@ import io.netty.internal.tcnative.SSL;
  * zero-byte write, then an empty flush through {@link SslHandler} (whose wrap moves the BIO's bytes to the socket),
  * until the write no longer asks for room: every queued byte has left, whatever the tickets' size.
  *
- * <p>Threading: one instance per channel, on its event loop.
+ * <p>Threading: not sharable; one instance per channel, called on its event loop.
  */
-final class SessionTicketFlusher extends ChannelInboundHandlerAdapter {
+public final class SessionTicketFlusher extends ChannelInboundHandlerAdapter {
 
     /** tcnative refuses a null buffer even for zero bytes: one byte of native memory for the process, never freed. */
     private static final ByteBuf EMPTY_NATIVE = Unpooled.unreleasableBuffer(Unpooled.directBuffer(1, 1));
@@ -41,6 +45,10 @@ final class SessionTicketFlusher extends ChannelInboundHandlerAdapter {
      */
     private static final int MAX_ROUNDS = 64;
 
+    /** A handler for one channel's pipeline, right after its {@link SslHandler}. */
+    public SessionTicketFlusher() {
+    }
+
     @Override
     public void userEventTriggered(ChannelHandlerContext ctx, Object evt) throws Exception {
         if (evt instanceof SslHandshakeCompletionEvent done) {
@@ -48,14 +56,19 @@ final class SessionTicketFlusher extends ChannelInboundHandlerAdapter {
             SslHandler ssl = ctx.pipeline().get(SslHandler.class);
             if (done.isSuccess() && ssl != null && ssl.engine() instanceof ReferenceCountedOpenSslEngine openssl
                     && "TLSv1.3".equals(openssl.getSession().getProtocol())) {
-                flush(ctx, openssl);
+                flush(openssl, () -> ctx.writeAndFlush(Unpooled.EMPTY_BUFFER), ctx.channel()::isActive);
             }
         }
         ctx.fireUserEventTriggered(evt);
     }
 
-    /** Zero-byte writes and empty flushes until BoringSSL has nothing queued; the number of rounds made. */
-    static int flush(ChannelHandlerContext ctx, ReferenceCountedOpenSslEngine openssl) {
+    /**
+     * Zero-byte writes, each followed by {@code wrapAndFlush} (which must make the {@link SslHandler} wrap the BIO's
+     * records and write them to the socket), until BoringSSL has nothing queued or {@code open} turns false; the number
+     * of rounds made. Event loop of the channel.
+     */
+    static int flush(ReferenceCountedOpenSslEngine openssl, Runnable wrapAndFlush,
+                     java.util.function.BooleanSupplier open) {
         if (!EMPTY_NATIVE.hasMemoryAddress()) {
             return 0;
         }
@@ -69,8 +82,8 @@ final class SessionTicketFlusher extends ChannelInboundHandlerAdapter {
                 int rc = SSL.writeToSSL(pointer, EMPTY_NATIVE.memoryAddress(), 0); // BoringSSL's way to flush
                 more = rc <= 0 && SSL.getError(pointer, rc) == SSL.SSL_ERROR_WANT_WRITE;
             }
-            ctx.writeAndFlush(Unpooled.EMPTY_BUFFER); // SslHandler's wrap moves the BIO's records to the socket
-            if (!more || !ctx.channel().isActive()) {
+            wrapAndFlush.run(); // SslHandler's wrap moves the BIO's records to the socket
+            if (!more || !open.getAsBoolean()) {
                 return round;
             }
         }
