@@ -159,6 +159,105 @@ final class EngineOptions {
         };
     }
 
+    /**
+     * With {@code --site}: how each site's key gets its engine. A PEM key is signed by {@code --engine} (software or
+     * simulated, with --workers, --provider, --fd-mode, --latency-ms, --ring-size); a {@code pkcs11:} URI by a PKCS#11
+     * engine on that key (--pkcs11-library, --pkcs11-pin-file or --pkcs11-pin-env apply when the URI has no
+     * module-path or pin-source), serving the site's CERT. Refuses the single-key flags (--cert, --key,
+     * --pkcs11-token/-slot/-key-label) with one line.
+     */
+    Sites.KeySource siteKeys() {
+        if (cert != null || keyArg != null) {
+            throw new BadFlagException("--cert and --key serve one certificate; with --site every site names its own "
+                    + "(--site NAME,CERT,KEY): drop --cert and --key");
+        }
+        if (pinOnCommandLine != null) {
+            checkEngineFlags(); // refuses it with the explanation
+        }
+        if (!engine.equals("software") && !engine.equals("simulated") && !engine.equals("pkcs11")) {
+            throw new BadFlagException("--engine " + engine + ": expected software, simulated or pkcs11");
+        }
+        if (workers < 1) {
+            throw new BadFlagException("--workers " + workers + ": expected at least 1");
+        }
+        if (latencyMs != null && latencyMs < 0 || ringSize != null && ringSize < 1) {
+            throw new BadFlagException("--latency-ms expects 0 or more, --ring-size at least 1");
+        }
+        if (pkcs11PinFile != null && pkcs11PinEnv != null) {
+            throw new BadFlagException("give one of --pkcs11-pin-file and --pkcs11-pin-env");
+        }
+        fdModeChoice();
+        providerChoice();
+        if (engine.equals("pkcs11")) {
+            throw new BadFlagException("--engine pkcs11 with --site: give each key on a token as a pkcs11: URI in its "
+                    + "--site (NAME,CERT,'pkcs11:token=...;object=...'); --engine chooses the engine of PEM keys "
+                    + "(software or simulated)");
+        }
+        if (!engine.equals("simulated") && (latencyMs != null || ringSize != null)) {
+            throw new BadFlagException("--latency-ms and --ring-size configure --engine simulated (engine is "
+                    + engine + ")");
+        }
+        if (pkcs11Token != null || pkcs11Slot != null || pkcs11KeyLabel != null) {
+            throw new BadFlagException("--pkcs11-token, --pkcs11-slot and --pkcs11-key-label name one key; with --site "
+                    + "name each key by its pkcs11: URI (token=...;object=...)");
+        }
+        return this::openSiteKey;
+    }
+
+    private AsyncEngine openSiteKey(String name, Path certFile, String keySpec) throws java.io.IOException {
+        X509Certificate[] chain;
+        try {
+            chain = readChain(certFile);
+        } catch (java.io.IOException e) {
+            throw e;
+        } catch (Exception e) {
+            throw new IllegalArgumentException(certFile + ": " + e.getMessage(), e);
+        }
+        if (Pkcs11Uri.isPkcs11Uri(keySpec)) {
+            Pkcs11EngineBuilder b = Pkcs11Engine.builder().name("pkcs11:" + name).fdMode(fdModeChoice())
+                    .uri(keySpec).threads(workers).certificateChain(chain);
+            Pkcs11Uri uri = Pkcs11Uri.parse(keySpec);
+            if (uri.modulePath() == null) {
+                if (pkcs11Library == null) {
+                    throw new IllegalArgumentException(keySpec + ": no module-path= in the URI and no "
+                            + "--pkcs11-library PATH (such as /usr/lib/softhsm/libsofthsm2.so)");
+                }
+                b.modulePath(pkcs11Library);
+            }
+            if (uri.pinFile() == null) {
+                if (pkcs11PinFile != null) {
+                    b.pinFile(pkcs11PinFile);
+                } else if (pkcs11PinEnv != null) {
+                    b.pinEnvironmentVariable(pkcs11PinEnv);
+                } else {
+                    throw new IllegalArgumentException(keySpec + ": no pin-source=file:FILE in the URI and no "
+                            + "--pkcs11-pin-file FILE or --pkcs11-pin-env VAR");
+                }
+            }
+            Pkcs11Engine opened = b.build();
+            if (!Arrays.equals(chain[0].getPublicKey().getEncoded(), opened.publicKey().getEncoded())) {
+                opened.close();
+                throw new IllegalArgumentException(certFile + ": its certificate is not for the key " + keySpec);
+            }
+            return opened;
+        }
+        Path keyFile = Path.of(keySpec);
+        PrivateKey pk;
+        try {
+            pk = PemKeys.readPrivateKey(keyFile);
+        } catch (java.io.IOException e) {
+            throw e;
+        } catch (Exception e) {
+            throw new IllegalArgumentException(keyFile + ": " + e.getMessage(), e);
+        }
+        KeyMaterial km = new KeyMaterial(chain, pk);
+        if (engine.equals("simulated")) {
+            return createSimulated(km);
+        }
+        return SoftwareEngine.builder().keyPair(km.keyPair()).workers(workers).name("software:" + name)
+                .provider(providerChoice()).fdMode(fdModeChoice()).build();
+    }
+
     private AsyncEngine createSimulated(KeyMaterial keys) {
         if (keys.privateKey() == null) {
             throw new BadFlagException("--engine simulated signs with a key in memory; give --cert and --key, or "

@@ -35,8 +35,10 @@ import io.netty.channel.uring.IoUringServerSocketChannel;
 import io.netty.handler.ssl.OpenSslContextOption;
 import io.netty.handler.ssl.SslContext;
 import io.netty.handler.ssl.SslContextBuilder;
+import io.netty.handler.ssl.SniHandler;
 import io.netty.handler.ssl.SslProvider;
 
+import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.security.PrivateKey;
 import java.time.Duration;
@@ -46,6 +48,7 @@ import java.util.Locale;
 import java.util.Objects;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Function;
+import java.util.function.UnaryOperator;
 import javax.net.ssl.SSLException;
 
 /**
@@ -126,6 +129,17 @@ public final class ExampleServer implements AutoCloseable {
     private final Connections connections;
     private final TlsSettings settings;
     private final SslContext sslContext;
+    private final Sites sites;
+    private final SiteReloader reloader;
+
+    /**
+     * Builds the server's sites ({@code --site}) with the server's settings for every context (offload config and
+     * metrics, inline policy, TLS settings); the server owns them and closes them after its event loops.
+     */
+    @FunctionalInterface
+    interface SitesFactory {
+        Sites create(UnaryOperator<AsyncSslContextBuilder> settings) throws IOException;
+    }
 
     /**
      * Starts the server.
@@ -186,6 +200,20 @@ public final class ExampleServer implements AutoCloseable {
                   OffloadConfig.Notify notify, AsyncEngine engine, X509Certificate[] chain, PrivateKey key,
                   InlinePolicy inline, TlsSettings settings, int handshakeStepsPerTurn, ServerPolicy policy)
             throws SSLException, InterruptedException {
+        this(host, port, mode, transport, threads, notify, engine, chain, key, inline, settings, handshakeStepsPerTurn,
+                policy, null);
+    }
+
+    /**
+     * Starts the server; with {@code sitesFactory} (not null), the sites it builds are served by Netty's
+     * {@link SniHandler} (offload mode only; {@code engine}, {@code chain} and {@code key} are null), reloaded on SIGHUP
+     * and on a change of their files.
+     */
+    ExampleServer(String host, int port, Mode mode, Transport transport, int threads,
+                  OffloadConfig.Notify notify, AsyncEngine engine, X509Certificate[] chain, PrivateKey key,
+                  InlinePolicy inline, TlsSettings settings, int handshakeStepsPerTurn, ServerPolicy policy,
+                  SitesFactory sitesFactory)
+            throws SSLException, InterruptedException {
         Objects.requireNonNull(mode, "mode");
         Objects.requireNonNull(policy, "policy");
         Objects.requireNonNull(settings, "settings");
@@ -213,8 +241,36 @@ public final class ExampleServer implements AutoCloseable {
         Gauge.builder("server.connections.open", connections, Connections::openCount)
                 .description("TCP connections open (handshaking, busy or idle)").register(registry);
         this.settings = settings;
+        Sites built = null;
+        if (sitesFactory != null && mode != Mode.OFFLOAD) {
+            throw new IllegalArgumentException("--site serves offloaded handshakes only; use --mode offload");
+        }
+        if (sitesFactory != null && !settings.serverCipherOrder()) {
+            throw new IllegalArgumentException("--cipher-order client is applied to one context's connections; "
+                    + "with --site use --cipher-order server");
+        }
         switch (mode) {
             case OFFLOAD -> {
+                if (sitesFactory != null) {
+                    OffloadConfig config = OffloadConfig.builder().notify(notify)
+                            .metrics(new MicrometerOffloadMetrics(registry))
+                            .handshakeStepsPerLoopTurn(handshakeStepsPerTurn).build();
+                    try {
+                        built = sitesFactory.create(b -> {
+                            b.offloadConfig(config).inlinePolicy(inline);
+                            settings.applyTo(b);
+                            return b;
+                        });
+                    } catch (IOException e) {
+                        throw new IllegalArgumentException("--site: " + e.getMessage(), e);
+                    }
+                    io.asyncctx.netty.AsyncSniMapping mapping = built.mapping();
+                    long timeoutMillis = policy.handshakeTimeout().toMillis();
+                    tls = ch -> new SniHandler(mapping, timeoutMillis);
+                    async = mapping.context(null); // the default site's
+                    netty = async;
+                    break;
+                }
                 AsyncSslContextBuilder b = AsyncSslContextBuilder.forServer(engine, chain)
                         .offloadConfig(OffloadConfig.builder().notify(notify)
                                 .metrics(new MicrometerOffloadMetrics(registry))
@@ -252,20 +308,40 @@ public final class ExampleServer implements AutoCloseable {
         }
         this.asyncContext = async;
         this.sslContext = netty;
+        this.sites = built;
         group = new MultiThreadIoEventLoopGroup(threads, transport.factory());
         boolean success = false;
+        SiteReloader r = null;
+        Channel bound = null;
         try {
-            channel = new ServerBootstrap().group(group).channel(transport.serverChannel())
+            bound = new ServerBootstrap().group(group).channel(transport.serverChannel())
                     .option(ChannelOption.SO_BACKLOG, 4096)
                     .childHandler(new TlsServerInitializer(settings.perConnection(tls), settings.http2(),
-                            registry::scrape, this::altSvc, connections))
+                            this::scrapeMetrics, this::altSvc, connections))
                     .bind(host, port).sync().channel();
+            if (built != null) {
+                try {
+                    r = new SiteReloader(built);
+                } catch (IOException e) {
+                    throw new IllegalArgumentException("--site: cannot watch the sites' directories: " + e.getMessage(),
+                            e);
+                }
+                r.start();
+            }
             success = true;
         } finally {
             if (!success) {
-                group.shutdownGracefully(0, 0, TimeUnit.SECONDS);
+                if (bound != null) {
+                    bound.close();
+                }
+                group.shutdownGracefully(0, 0, TimeUnit.SECONDS).await(10, TimeUnit.SECONDS);
+                if (built != null) {
+                    built.close();
+                }
             }
         }
+        this.channel = bound;
+        this.reloader = r;
     }
 
     private static boolean isEdDsa(PrivateKey key) {
@@ -285,7 +361,9 @@ public final class ExampleServer implements AutoCloseable {
         }
         QuicAsyncSslContext ctx = QuicAsyncSslContextBuilder.forServer(engine, chain)
                 .applicationProtocols(Http3.supportedApplicationProtocols())
-                .offloadConfig(OffloadConfig.builder().notify(notify).metrics(new MicrometerOffloadMetrics(registry))
+                // The TCP context's metrics: one per-loop gauge set for both protocols (a second Micrometer binding
+                // on the same registry would register the loop's gauges again, and Micrometer logs that as a fault).
+                .offloadConfig(OffloadConfig.builder().notify(notify).metrics(asyncContext.config().metrics())
                         .build())
                 .inlinePolicy(inlinePolicy)
                 .build();
@@ -302,9 +380,30 @@ public final class ExampleServer implements AutoCloseable {
         return ((InetSocketAddress) channel.localAddress()).getPort();
     }
 
-    /** The metrics in Prometheus text format, as served at {@code GET /metrics}. */
+    /** The metrics in Prometheus text format, as served at {@code GET /metrics} (with the per-site lines). */
     public String scrapeMetrics() {
-        return registry.scrape();
+        Sites s = sites;
+        return s == null ? registry.scrape() : registry.scrape() + s.prometheus();
+    }
+
+    /** The sites (--site), or null. */
+    Sites sites() {
+        return sites;
+    }
+
+    /** After the event loops: the reloader, then the sites' engines (blocks; never on an event loop). */
+    private void closeSites() {
+        if (reloader != null) {
+            try {
+                reloader.close();
+            } catch (IOException e) {
+                System.Logger.Level w = System.Logger.Level.DEBUG;
+                System.getLogger(ExampleServer.class.getName()).log(w, "closing the site watch: " + e);
+            }
+        }
+        if (sites != null) {
+            sites.close();
+        }
     }
 
     /** The offload context, or null in inline and blocking modes. */
@@ -352,6 +451,7 @@ public final class ExampleServer implements AutoCloseable {
         long unanswered = connections.requests() - connections.answered();
         connections.closeAll();
         group.shutdownGracefully(0, 2, TimeUnit.SECONDS).await(10, TimeUnit.SECONDS);
+        closeSites();
         failures.flushSummary();
         return "drained in " + TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start) + " ms: " + atStart
                 + " connections and " + requestsAtStart + " requests in flight at the signal; "
@@ -375,6 +475,7 @@ public final class ExampleServer implements AutoCloseable {
         channel.close().await(5, TimeUnit.SECONDS);
         connections.closeAll();
         group.shutdownGracefully(0, 2, TimeUnit.SECONDS).await(10, TimeUnit.SECONDS);
+        closeSites();
         failures.flushSummary();
     }
 }

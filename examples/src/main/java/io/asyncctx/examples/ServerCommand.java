@@ -50,7 +50,8 @@ final class ServerCommand implements Callable<Integer> {
             + "P-256 and Ed25519 inline with AWS-LC while RSA is offloaded); applies to --http3's QUIC handshakes too.")
     long inlineBelowMicros;
 
-    @Option(names = "--handshake-steps-per-turn", description = "Offload mode only: at most this many handshake "
+    @Option(names = "--handshake-steps-per-turn", paramLabel = "N", description = "Offload mode only: at most this "
+            + "many handshake "
             + "steps (a read of a handshaking connection, a resume from the engine's wait fd) per event-loop "
             + "iteration, so that established connections are served between the steps of a burst of new handshakes; "
             + "TCP only (--http3's QUIC handshakes are not bounded); 0 = no bound (default: ${DEFAULT-VALUE}).")
@@ -78,6 +79,19 @@ final class ServerCommand implements Callable<Integer> {
             + "failed handshake with peer and reason, at most 20 per 10 s plus a summary; debug adds engine failures' "
             + "cause chains; off logs nothing (the counts stay in /metrics) (default: ${DEFAULT-VALUE}).")
     String failedHandshakeLog = "info";
+
+    @Option(names = "--site", paramLabel = "NAME,CERT,KEY[,CERT2,KEY2]", description = "Serve a site (repeat for "
+            + "more, all on one port): NAME a server name (shop.example.org) or a one-label wildcard (*.example.org); "
+            + "the first --site also answers clients without SNI or with an unknown name. CERT a PEM chain, KEY its PEM "
+            + "key (signed by --engine: software or simulated) or a pkcs11: URI of a key on a token; CERT2,KEY2 a "
+            + "second pair of the other type (RSA and ECDSA side by side). Reloaded on SIGHUP and when a file is "
+            + "replaced (atomic rename). Offload mode only; instead of --cert/--key.")
+    java.util.List<String> siteFlags = new java.util.ArrayList<>();
+
+    @Option(names = "--ticket-keys", paramLabel = "FILE", description = "With --site: TLS session ticket keys, "
+            + "48 bytes each (openssl rand 48 > FILE; several keys concatenated: the first encrypts, all decrypt), "
+            + "shared by every site and by every server given the same file; reloaded with the sites.")
+    java.nio.file.Path ticketKeys;
 
     @Mixin
     EngineOptions engineOptions = new EngineOptions();
@@ -127,14 +141,32 @@ final class ServerCommand implements Callable<Integer> {
             throw new BadFlagException(e.getMessage());
         }
         TlsSettings tls = tlsOptions.settings();
-        KeyMaterial keys = engineOptions.keyMaterial();
+        boolean withSites = !siteFlags.isEmpty();
+        ExampleServer.SitesFactory sitesFactory = null;
+        KeyMaterial keys = null;
+        if (withSites) {
+            if (http3) {
+                throw new BadFlagException("--http3 serves one certificate; it cannot be combined with --site");
+            }
+            java.util.List<Sites.Spec> specs = siteFlags.stream().map(Sites.Spec::parse).toList();
+            Sites.KeySource source = engineOptions.siteKeys();
+            java.nio.file.Path ticketFile = ticketKeys;
+            sitesFactory = perContext -> new Sites(specs, ticketFile, perContext, source);
+        } else {
+            if (ticketKeys != null) {
+                throw new BadFlagException("--ticket-keys shares ticket keys between the sites of --site: give --site "
+                        + "NAME,CERT,KEY too");
+            }
+            keys = engineOptions.keyMaterial();
+        }
         CountDownLatch stopped = new CountDownLatch(1);
-        try (AsyncEngine engine = engineOptions.createEngine(keys)) {
+        try (AsyncEngine engine = withSites ? null : engineOptions.createEngine(keys)) {
             ExampleServer server;
             try {
-                server = new ExampleServer(host, port, m, t, threads, n, engine, keys.chain(), keys.privateKey(),
+                server = new ExampleServer(host, port, m, t, threads, n, engine, withSites ? null : keys.chain(),
+                        withSites ? null : keys.privateKey(),
                         InlinePolicy.belowMeasuredCost(java.time.Duration.ofNanos(inlineBelowMicros * 1000)), tls,
-                        handshakeStepsPerTurn, policy);
+                        handshakeStepsPerTurn, policy, sitesFactory);
                 if (http3) {
                     server.startHttp3();
                 }
@@ -177,7 +209,7 @@ final class ServerCommand implements Callable<Integer> {
             Signal.handle(new Signal("TERM"), onSignal);
             Signal.handle(new Signal("INT"), onSignal);
             System.out.println("listening on https://" + host + ":" + server.port() + " (mode " + mode
-                    + ", engine " + engine.name() + ", transport " + transport + ", notify "
+                    + (engine != null ? ", engine " + engine.name() : ", sites " + siteSummary(server)) + ", transport " + transport + ", notify "
                     + n.toString().toLowerCase(java.util.Locale.ROOT) + ", alpn " + String.join(",", tls.alpn())
                     + (tls.clientAuth() == io.netty.handler.ssl.ClientAuth.NONE ? ""
                     : ", client certificates " + tls.clientAuth().name().toLowerCase(java.util.Locale.ROOT)) + ")");
@@ -193,6 +225,15 @@ final class ServerCommand implements Callable<Integer> {
         }
         System.out.println("stopped");
         return 0;
+    }
+
+    /** {@code name=engine[+engine2]} per site, the first (the default) first. */
+    private static String siteSummary(ExampleServer server) {
+        StringBuilder sb = new StringBuilder();
+        for (io.asyncctx.netty.AsyncSniMapping.SiteMetrics s : server.sites().mapping().metrics()) {
+            sb.append(sb.length() == 0 ? "" : " ").append(s.site()).append('=').append(s.engine());
+        }
+        return sb.toString();
     }
 
     /** A bind that failed because the address is taken (NIO: BindException; epoll, io_uring: errno EADDRINUSE). */

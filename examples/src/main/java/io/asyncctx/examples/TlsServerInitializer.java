@@ -16,6 +16,7 @@ import io.netty.handler.codec.http2.Http2StreamChannel;
 import io.netty.handler.codec.http2.Http2StreamFrameToHttpObjectCodec;
 import io.netty.handler.ssl.ApplicationProtocolNames;
 import io.netty.handler.ssl.ApplicationProtocolNegotiationHandler;
+import io.netty.handler.ssl.SniHandler;
 import io.netty.handler.ssl.SslHandler;
 import io.netty.handler.ssl.SslHandshakeCompletionEvent;
 import io.netty.handler.timeout.IdleStateHandler;
@@ -63,7 +64,10 @@ final class TlsServerInitializer extends ChannelInitializer<SocketChannel> {
             ssl.setHandshakeTimeoutMillis(connections.policy().handshakeTimeout().toMillis());
         }
         ch.pipeline().addLast(handler);
-        if (!(handler instanceof SslHandler ssl && AsyncSslContext.flushesTickets(ssl))) {
+        // --site: Netty's SniHandler (its handshake timeout given when made) replaces itself with an offload context's
+        // handler, which sends its tickets itself
+        if (!(handler instanceof SniHandler) && !(handler instanceof SslHandler ssl
+                && AsyncSslContext.flushesTickets(ssl))) {
             ch.pipeline().addLast(new SessionTicketFlusher()); // the stock handlers of the inline and blocking modes
         }
         ConnectionGuard guard = connections.register(ch);
