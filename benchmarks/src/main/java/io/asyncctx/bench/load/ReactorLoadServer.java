@@ -6,6 +6,7 @@ import io.asyncctx.netty.AsyncSslContext;
 import io.asyncctx.netty.AsyncSslContextBuilder;
 import io.asyncctx.netty.InlinePolicy;
 import io.asyncctx.netty.OffloadConfig;
+import io.asyncctx.netty.SessionTicketFlusher;
 import io.netty.handler.ssl.ApplicationProtocolConfig;
 import io.netty.handler.ssl.ApplicationProtocolNames;
 import io.netty.handler.ssl.SslContext;
@@ -25,6 +26,7 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import reactor.core.publisher.Mono;
 import reactor.netty.DisposableServer;
+import reactor.netty.NettyPipeline;
 import reactor.netty.http.HttpProtocol;
 import reactor.netty.http.server.HttpServer;
 import reactor.netty.resources.LoopResources;
@@ -43,8 +45,13 @@ import reactor.netty.resources.LoopResources;
         description = "A Reactor Netty HTTPS server, stock or offloaded, for the load harness.")
 public final class ReactorLoadServer implements Callable<Integer> {
 
-    /** The modes: the stock context, the offloaded one, and the offloaded one with the inline policy. */
-    static final List<String> MODES = List.of("reactor-stock", "reactor-offload", "reactor-offload-inline");
+    /**
+     * The modes: the stock context (also with the library's {@link SessionTicketFlusher} after Reactor's SslHandler,
+     * so that it sends the tickets as the library's handler does), the offloaded one, and the offloaded one with the
+     * inline policy.
+     */
+    static final List<String> MODES = List.of("reactor-stock", "reactor-stock-flush", "reactor-offload",
+            "reactor-offload-inline");
 
     @Option(names = "--mode", required = true, description = "One of: ${COMPLETION-CANDIDATES}.",
             completionCandidates = Modes.class)
@@ -93,7 +100,7 @@ public final class ReactorLoadServer implements Callable<Integer> {
         AsyncEngine engine = null;
         SslContext ctx;
         AsyncSslContext async = null;
-        if (mode.equals("reactor-stock")) {
+        if (mode.startsWith("reactor-stock")) {
             ctx = SslContextBuilder.forServer(pk, chain).sslProvider(SslProvider.OPENSSL)
                     .applicationProtocolConfig(alpn).build();
         } else {
@@ -109,7 +116,13 @@ public final class ReactorLoadServer implements Callable<Integer> {
         LoopResources loops = LoopResources.create("EventLoop", 1, threads, true);
         byte[] body = "hello\n".getBytes(StandardCharsets.US_ASCII);
         SslContext tls = ctx;
+        boolean flushTickets = mode.equals("reactor-stock-flush");
         DisposableServer server = HttpServer.create().host("127.0.0.1").port(0).runOn(loops)
+                .doOnChannelInit((observer, channel, remote) -> {
+                    if (flushTickets) {
+                        channel.pipeline().addAfter(NettyPipeline.SslHandler, "tickets", new SessionTicketFlusher());
+                    }
+                })
                 .protocol(HttpProtocol.HTTP11, HttpProtocol.H2)
                 .secure(spec -> spec.sslContext(tls))
                 .handle((req, res) -> res.header("content-type", "text/plain")
