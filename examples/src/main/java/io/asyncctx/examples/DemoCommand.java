@@ -266,6 +266,14 @@ final class DemoCommand implements Callable<Integer> {
         }
         String sentence = sb.length() == 0 ? "Nothing to compare: run both offload paths and a baseline."
                 : sb.append('.').toString();
+        if (worseP99AtHigherRate(sim) || worseP99AtHigherRate(sw)) {
+            sentence += " Where an offload row's established p99 is above its baseline's, it also ran more handshakes "
+                    + "per second: the storm keeps a fixed number of clients handshaking, so a server that finishes "
+                    + "handshakes faster gets more of them, and the established requests on the same event loop wait "
+                    + "behind more handshake steps. Compared at one handshake rate (LoadHarness --rate) offload's p99 "
+                    + "is the lower one (RESULTS.md, target 4); --handshake-steps-per-turn bounds the steps per loop "
+                    + "turn.";
+        }
         double load = Math.max(Double.isNaN(loadBefore) ? 0 : loadBefore, Double.isNaN(loadAfter) ? 0 : loadAfter);
         if (load > cores) {
             sentence += String.format(Locale.ROOT, " The machine was busy (load average %.2f on %d cores): other "
@@ -273,6 +281,12 @@ final class DemoCommand implements Callable<Integer> {
                     + "run the demo again when the load average is below %d.", load, cores, cores);
         }
         return sentence;
+    }
+
+    /** An offload path with a worse established p99 than its baseline while it ran more handshakes per second. */
+    static boolean worseP99AtHigherRate(Comparison c) {
+        return c.complete() && ((c.fdP99() > c.baseP99() && c.fdHs() > c.baseHs())
+                || (c.callbackP99() > c.baseP99() && c.callbackHs() > c.baseHs()));
     }
 
     private static Comparison comparison(List<Row> rows, String baseline, String engine) {

@@ -57,8 +57,13 @@ class EngineFlagsProcessIT {
 
     @BeforeAll
     static void createToken() throws Exception {
-        assumeTrue(Files.isReadable(MODULE) && onPath("softhsm2-util") && onPath("pkcs11-tool") && onPath("openssl"),
-                "SoftHSM2 (softhsm2-util, " + MODULE + "), pkcs11-tool and openssl are needed");
+        boolean available = Files.isReadable(MODULE) && onPath("softhsm2-util") && onPath("pkcs11-tool")
+                && onPath("openssl");
+        String needed = "SoftHSM2 (softhsm2-util, " + MODULE + "), pkcs11-tool and openssl are needed";
+        if (!available && "true".equalsIgnoreCase(System.getenv("CI"))) {
+            throw new AssertionError("CI=true but the token software is missing: " + needed + "; .ci/run installs it");
+        }
+        assumeTrue(available, needed);
         Path tokens = Files.createDirectory(dir.resolve("tokens"));
         Path conf = dir.resolve("softhsm2.conf");
         Files.writeString(conf, "directories.tokendir = " + tokens + "\nobjectstore.backend = file\n"
@@ -227,6 +232,26 @@ class EngineFlagsProcessIT {
             assertTrue(out.contains(expected), "expected '" + expected + "' in:\n" + out);
             assertTrue(!out.contains("listening on"), out);
             assertTrue(!out.contains(pin), "the PIN must never be printed:\n" + out);
+        } finally {
+            p.destroyForcibly();
+        }
+    }
+
+    @Test
+    void shouldPointAtSoftHsm2ConfWhenTheModuleSeesNoToken() throws Exception {
+        // A SoftHSM2 configuration whose token directory is empty: what a shell without the README's SOFTHSM2_CONF
+        // export sees when the token was made under another configuration.
+        Path empty = Files.createDirectory(dir.resolve("no-tokens"));
+        Path conf = dir.resolve("empty-softhsm2.conf");
+        Files.writeString(conf, "directories.tokendir = " + empty + "\nobjectstore.backend = file\nlog.level = ERROR\n");
+        Process p = start(List.of("server", "--port", "0", "--engine", "pkcs11", "--pkcs11-library",
+                MODULE.toString(), "--pkcs11-token", TOKEN, "--pkcs11-pin-file", pinFile.toString(),
+                "--pkcs11-key-label", KEY), Map.of("SOFTHSM2_CONF", conf.toString()));
+        try {
+            String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+            assertTrue(p.waitFor(30, TimeUnit.SECONDS));
+            assertNotEquals(0, p.exitValue(), out);
+            assertTrue(out.contains("tokens found: []") && out.contains("set SOFTHSM2_CONF"), out);
         } finally {
             p.destroyForcibly();
         }

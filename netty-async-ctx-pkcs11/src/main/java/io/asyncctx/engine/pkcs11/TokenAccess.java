@@ -99,7 +99,11 @@ final class TokenAccess {
         if (match == null) {
             throw new TokenAbsentException("no token matching " + tokenDescription() + " in PKCS#11 module "
                     + module.path() + "; tokens found: " + seen + "; fix the token label (or slot/serial), or "
-                    + "initialize the token (softhsm2-util --init-token --free --label LABEL --so-pin SO_PIN --pin PIN)");
+                    + "initialize the token (softhsm2-util --init-token --free --label LABEL --so-pin SO_PIN --pin PIN)"
+                    + (seen.isEmpty() && module.path().toString().contains("softhsm")
+                    ? "; SoftHSM2 reads its token directory from the file SOFTHSM2_CONF names (default "
+                    + "/etc/softhsm/softhsm2.conf): set SOFTHSM2_CONF to the configuration the token was made with"
+                    : ""));
         }
         return match;
     }
