@@ -49,16 +49,34 @@ final class SiteReloader implements AutoCloseable {
         this.watcher.setDaemon(true);
     }
 
+    /** The warning when the process was started with SIGHUP ignored. */
+    static final String SIGHUP_IGNORED = "SIGHUP is ignored by this process (started under nohup or by a supervisor "
+            + "that ignores it): reloads come from renamed files only; start the server without nohup to reload on "
+            + "SIGHUP";
+
+    private volatile boolean sighupHandled;
+
     /** Starts the threads and installs the SIGHUP handler. */
     void start() {
         reloader.start();
         watcher.start();
         try {
-            sun.misc.Signal.handle(new sun.misc.Signal("HUP"), s -> requestReload());
+            sun.misc.SignalHandler previous = sun.misc.Signal.handle(new sun.misc.Signal("HUP"), s -> requestReload());
+            // A process started with SIGHUP ignored (nohup, some supervisors) keeps ignoring it: the JVM accepts the
+            // handler and never calls it. Say so instead of failing to reload in silence.
+            sighupHandled = previous != sun.misc.SignalHandler.SIG_IGN;
+            if (!sighupHandled) {
+                LOG.log(System.Logger.Level.WARNING, SIGHUP_IGNORED);
+            }
         } catch (IllegalArgumentException e) {
             LOG.log(System.Logger.Level.WARNING, "SIGHUP cannot be handled here (" + e.getMessage() + "); files are "
                     + "still watched");
         }
+    }
+
+    /** True once {@link #start()} installed a SIGHUP handler that the process will call. */
+    boolean sighupHandled() {
+        return sighupHandled;
     }
 
     /** Asks for a reload (any thread; does not block). */
