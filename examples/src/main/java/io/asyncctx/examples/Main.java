@@ -19,7 +19,10 @@ public final class Main implements Runnable {
         System.exit(commandLine().execute(args));
     }
 
-    /** The command line with its error handling: a {@link BadFlagException} prints its message, exit code 2. */
+    /**
+     * The command line with its error handling: a {@link BadFlagException} or a flag picocli refuses prints its message
+     * and a pointer to --help, exit code 2.
+     */
     static CommandLine commandLine() {
         CommandLine cl = new CommandLine(new Main());
         cl.setExecutionExceptionHandler((e, cmd, parseResult) -> {
@@ -29,6 +32,14 @@ public final class Main implements Runnable {
                 return 2;
             }
             throw e;
+        });
+        // A flag picocli refuses (an unknown option, a value no converter takes) gets the same two lines, not the
+        // whole usage: the converters' messages already say what to write.
+        cl.setParameterExceptionHandler((e, args) -> {
+            CommandLine cmd = e.getCommandLine();
+            cmd.getErr().println(e.getMessage());
+            cmd.getErr().println("Run '" + cmd.getCommandSpec().qualifiedName() + " --help' for the flags.");
+            return 2;
         });
         return cl;
     }

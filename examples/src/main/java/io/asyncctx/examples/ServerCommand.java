@@ -5,10 +5,12 @@ import io.asyncctx.netty.InlinePolicy;
 import io.asyncctx.netty.OffloadConfig;
 
 import java.time.Duration;
+import java.util.List;
 import java.util.concurrent.Callable;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.concurrent.CountDownLatch;
+import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -32,15 +34,19 @@ final class ServerCommand implements Callable<Integer> {
     @Option(names = "--host", description = "Address to bind (default: ${DEFAULT-VALUE}).")
     String host = "127.0.0.1";
 
-    @Option(names = "--mode", description = "offload | inline | blocking (default: ${DEFAULT-VALUE}).")
-    String mode = "offload";
+    @Option(names = "--mode", converter = ModeConverter.class, completionCandidates = ModeConverter.class,
+            description = "${COMPLETION-CANDIDATES} (default: offload).")
+    ExampleServer.Mode mode = ExampleServer.Mode.OFFLOAD;
 
-    @Option(names = "--notify", description = "fd | callback: how a finished operation resumes its handshake "
-            + "(default: fd, or callback on nio).")
-    String notify;
+    @Option(names = "--notify", converter = NotifyConverter.class, completionCandidates = NotifyConverter.class,
+            description = "${COMPLETION-CANDIDATES}: how a finished operation resumes its handshake (default: fd, or "
+                    + "callback on nio).")
+    OffloadConfig.Notify notify;
 
-    @Option(names = "--transport", description = "epoll | io_uring | nio (default: ${DEFAULT-VALUE}).")
-    String transport = "epoll";
+    @Option(names = "--transport", converter = TransportConverter.class,
+            completionCandidates = TransportConverter.class,
+            description = "${COMPLETION-CANDIDATES} (default: epoll).")
+    ExampleServer.Transport transport = ExampleServer.Transport.EPOLL;
 
     @Option(names = "--threads", description = "Event loops (default: ${DEFAULT-VALUE}).")
     int threads = 1;
@@ -101,20 +107,11 @@ final class ServerCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        ExampleServer.Mode m;
-        ExampleServer.Transport t;
-        OffloadConfig.Notify n;
-        try {
-            m = ExampleServer.Mode.parse(mode);
-        } catch (IllegalArgumentException e) {
-            throw new BadFlagException("--mode " + mode + ": expected offload, inline or blocking");
-        }
-        try {
-            t = ExampleServer.Transport.parse(transport);
-        } catch (IllegalArgumentException e) {
-            throw new BadFlagException("--transport " + transport + ": expected epoll, io_uring or nio");
-        }
-        n = parseNotify(notify, t);
+        // Parsed and checked by picocli before call() runs (the converters below).
+        ExampleServer.Mode m = mode;
+        ExampleServer.Transport t = transport;
+        OffloadConfig.Notify n = notify != null ? notify
+                : t == ExampleServer.Transport.NIO ? OffloadConfig.Notify.CALLBACK : OffloadConfig.Notify.FD;
         if (inlineBelowMicros < 0) {
             throw new BadFlagException("--inline-below-us " + inlineBelowMicros + ": expected 0 or more");
         }
@@ -126,8 +123,8 @@ final class ServerCommand implements Callable<Integer> {
                     + ": expected 0 (no bound) or more");
         }
         if (handshakeStepsPerTurn > 0 && m != ExampleServer.Mode.OFFLOAD) {
-            throw new BadFlagException("--handshake-steps-per-turn bounds offloaded handshakes only; --mode " + mode
-                    + " signs on the event loop, with nothing to spread over loop turns: use --mode offload, or drop "
+            throw new BadFlagException("--handshake-steps-per-turn bounds offloaded handshakes only; --mode "
+                    + label(mode) + " signs on the event loop, with nothing to spread over loop turns: use --mode offload, or drop "
                     + "the flag");
         }
         if (port < 0 || port > 65535) {
@@ -208,8 +205,8 @@ final class ServerCommand implements Callable<Integer> {
             };
             Signal.handle(new Signal("TERM"), onSignal);
             Signal.handle(new Signal("INT"), onSignal);
-            System.out.println("listening on https://" + host + ":" + server.port() + " (mode " + mode
-                    + (engine != null ? ", engine " + engine.name() : ", sites " + siteSummary(server)) + ", transport " + transport + ", notify "
+            System.out.println("listening on https://" + host + ":" + server.port() + " (mode " + label(mode)
+                    + (engine != null ? ", engine " + engine.name() : ", sites " + siteSummary(server)) + ", transport " + label(transport) + ", notify "
                     + n.toString().toLowerCase(java.util.Locale.ROOT) + ", alpn " + String.join(",", tls.alpn())
                     + (tls.clientAuth() == io.netty.handler.ssl.ClientAuth.NONE ? ""
                     : ", client certificates " + tls.clientAuth().name().toLowerCase(java.util.Locale.ROOT)) + ")");
@@ -247,14 +244,64 @@ final class ServerCommand implements Callable<Integer> {
         return false;
     }
 
-    static OffloadConfig.Notify parseNotify(String notify, ExampleServer.Transport t) {
-        if (notify == null) {
-            return t == ExampleServer.Transport.NIO ? OffloadConfig.Notify.CALLBACK : OffloadConfig.Notify.FD;
+    /** An enum constant as the command line spells it: lower case. */
+    static String label(Enum<?> e) {
+        return e.name().toLowerCase(java.util.Locale.ROOT);
+    }
+
+    /** {@code --mode}: offload, inline or blocking; a bad value is refused before any work with what to write. */
+    static final class ModeConverter implements CommandLine.ITypeConverter<ExampleServer.Mode>, Iterable<String> {
+        @Override
+        public ExampleServer.Mode convert(String s) {
+            try {
+                return ExampleServer.Mode.parse(s);
+            } catch (IllegalArgumentException e) {
+                throw new CommandLine.TypeConversionException("--mode " + s + ": expected offload, inline or "
+                        + "blocking");
+            }
         }
-        return switch (notify) {
-            case "fd" -> OffloadConfig.Notify.FD;
-            case "callback" -> OffloadConfig.Notify.CALLBACK;
-            default -> throw new BadFlagException("--notify " + notify + ": expected fd or callback");
-        };
+
+        @Override
+        public java.util.Iterator<String> iterator() {
+            return List.of("offload", "inline", "blocking").iterator();
+        }
+    }
+
+    /** {@code --transport}: epoll, io_uring or nio. */
+    static final class TransportConverter implements CommandLine.ITypeConverter<ExampleServer.Transport>,
+            Iterable<String> {
+        @Override
+        public ExampleServer.Transport convert(String s) {
+            try {
+                return ExampleServer.Transport.parse(s);
+            } catch (IllegalArgumentException e) {
+                throw new CommandLine.TypeConversionException("--transport " + s + ": expected epoll, io_uring or "
+                        + "nio");
+            }
+        }
+
+        @Override
+        public java.util.Iterator<String> iterator() {
+            return List.of("epoll", "io_uring", "nio").iterator();
+        }
+    }
+
+    /** {@code --notify}: fd or callback (AUTO is what leaving it out means). */
+    static final class NotifyConverter implements CommandLine.ITypeConverter<OffloadConfig.Notify>,
+            Iterable<String> {
+        @Override
+        public OffloadConfig.Notify convert(String s) {
+            return switch (s) {
+                case "fd" -> OffloadConfig.Notify.FD;
+                case "callback" -> OffloadConfig.Notify.CALLBACK;
+                default -> throw new CommandLine.TypeConversionException("--notify " + s + ": expected fd or "
+                        + "callback");
+            };
+        }
+
+        @Override
+        public java.util.Iterator<String> iterator() {
+            return List.of("fd", "callback").iterator();
+        }
     }
 }
