@@ -173,8 +173,8 @@ final class DemoCommand implements Callable<Integer> {
 
     private Row runOne(LoadClient client, Scenario sc, AsyncEngine engine, KeyMaterial keys, Duration warm,
                        Duration dur, Duration interval) throws Exception {
-        ExampleServer server = new ExampleServer("127.0.0.1", 0, sc.serverMode(), ExampleServer.Transport.EPOLL,
-                threads, sc.notifyMode(), engine, keys.chain(), keys.privateKey());
+        ExampleServer server = ExampleServer.builder(sc.serverMode()).transport(ExampleServer.Transport.EPOLL, threads)
+                .notify(sc.notifyMode()).engine(engine, keys.chain()).key(keys.privateKey()).start();
         try {
             LoadClient.Settings s = new LoadClient.Settings("127.0.0.1", server.port(), concurrency, established,
                     interval, Duration.ofSeconds(10), rate);

@@ -142,66 +142,108 @@ public final class ExampleServer implements AutoCloseable {
     }
 
     /**
-     * Starts the server.
+     * A server to start: {@code mode}, the engine and chain are required, everything else has the example server's
+     * defaults (127.0.0.1, an ephemeral port, epoll, one loop, the fd path (callback on NIO), no inline policy, the
+     * default TLS settings and connection policy). Replaces the positional constructors.
      *
-     * @param key the private key in memory, needed by {@code inline} mode only (null otherwise)
+     * <p>Threading: a builder, for one thread; {@link #start()} starts the server on the calling thread (not an event
+     * loop).
      */
-    public ExampleServer(String host, int port, Mode mode, Transport transport, int threads,
-                         OffloadConfig.Notify notify, AsyncEngine engine, X509Certificate[] chain, PrivateKey key)
-            throws SSLException, InterruptedException {
-        this(host, port, mode, transport, threads, notify, engine, chain, key, InlinePolicy.never());
+    public static final class Builder {
+        private final Mode mode;
+        private AsyncEngine engine;
+        private X509Certificate[] chain;
+        private PrivateKey key;
+        private String host = "127.0.0.1";
+        private int port;
+        private Transport transport = Transport.EPOLL;
+        private int threads = 1;
+        private OffloadConfig.Notify notify;
+        private InlinePolicy inline = InlinePolicy.never();
+        private TlsSettings settings = TlsSettings.defaults();
+        private int handshakeStepsPerTurn;
+        private ServerPolicy policy = ServerPolicy.defaults();
+        private SitesFactory sitesFactory;
+
+        private Builder(Mode mode) {
+            this.mode = Objects.requireNonNull(mode, "mode");
+        }
+
+        /** The engine and certificate chain ({@code --site} servers set neither). */
+        public Builder engine(AsyncEngine engine, X509Certificate[] chain) {
+            this.engine = Objects.requireNonNull(engine, "engine");
+            this.chain = Objects.requireNonNull(chain, "chain");
+            return this;
+        }
+
+        /** The private key in memory: needed by {@code inline} mode only. */
+        public Builder key(PrivateKey key) {
+            this.key = key;
+            return this;
+        }
+
+        /** Address and port to bind; port 0 picks a free one. */
+        public Builder bind(String host, int port) {
+            this.host = Objects.requireNonNull(host, "host");
+            this.port = port;
+            return this;
+        }
+
+        /** The transport and its event loop count. */
+        public Builder transport(Transport transport, int threads) {
+            this.transport = Objects.requireNonNull(transport, "transport");
+            this.threads = threads;
+            return this;
+        }
+
+        /** How a finished operation resumes its handshake; null for the transport's default. */
+        public Builder notify(OffloadConfig.Notify notify) {
+            this.notify = notify;
+            return this;
+        }
+
+        /** Offload mode: the operations cheap enough to sign on the loop. */
+        public Builder inline(InlinePolicy inline) {
+            this.inline = Objects.requireNonNull(inline, "inline");
+            return this;
+        }
+
+        /** TLS settings (ciphers, groups, ALPN, client certificates). */
+        public Builder settings(TlsSettings settings) {
+            this.settings = Objects.requireNonNull(settings, "settings");
+            return this;
+        }
+
+        /** Offload mode: at most this many handshake steps per event-loop iteration (0 for no bound). */
+        public Builder handshakeStepsPerTurn(int steps) {
+            this.handshakeStepsPerTurn = steps;
+            return this;
+        }
+
+        /** Timeouts, shutdown grace and the failed-handshake log. */
+        Builder policy(ServerPolicy policy) {
+            this.policy = Objects.requireNonNull(policy, "policy");
+            return this;
+        }
+
+        /** Serve the sites this builds ({@code --site}) through Netty's SniHandler instead of one engine and chain. */
+        Builder sites(SitesFactory sitesFactory) {
+            this.sitesFactory = sitesFactory;
+            return this;
+        }
+
+        /** Starts the server. */
+        public ExampleServer start() throws SSLException, InterruptedException {
+            OffloadConfig.Notify n = notify != null ? notify
+                    : transport == Transport.NIO ? OffloadConfig.Notify.CALLBACK : OffloadConfig.Notify.FD;
+            return new ExampleServer(host, port, mode, transport, threads, n, engine, chain, key, inline, settings,
+                    handshakeStepsPerTurn, policy, sitesFactory);
+        }
     }
 
-    /**
-     * Starts the server; in offload mode, {@code inline} chooses the operations cheap enough to sign on the loop.
-     *
-     * @param key the private key in memory, needed by {@code inline} mode only (null otherwise)
-     */
-    public ExampleServer(String host, int port, Mode mode, Transport transport, int threads,
-                         OffloadConfig.Notify notify, AsyncEngine engine, X509Certificate[] chain, PrivateKey key,
-                         InlinePolicy inline)
-            throws SSLException, InterruptedException {
-        this(host, port, mode, transport, threads, notify, engine, chain, key, inline, TlsSettings.defaults());
-    }
-
-    /**
-     * Starts the server with the given TLS settings (ciphers, groups, ALPN, client certificates).
-     *
-     * @param key the private key in memory, needed by {@code inline} mode only (null otherwise)
-     */
-    public ExampleServer(String host, int port, Mode mode, Transport transport, int threads,
-                         OffloadConfig.Notify notify, AsyncEngine engine, X509Certificate[] chain, PrivateKey key,
-                         InlinePolicy inline, TlsSettings settings)
-            throws SSLException, InterruptedException {
-        this(host, port, mode, transport, threads, notify, engine, chain, key, inline, settings, 0);
-    }
-
-    /**
-     * Starts the server with the given TLS settings; in offload mode, at most {@code handshakeStepsPerTurn} handshake
-     * steps per event-loop iteration ({@link OffloadConfig#handshakeStepsPerLoopTurn()}, 0 for no bound).
-     *
-     * @param key the private key in memory, needed by {@code inline} mode only (null otherwise)
-     */
-    public ExampleServer(String host, int port, Mode mode, Transport transport, int threads,
-                         OffloadConfig.Notify notify, AsyncEngine engine, X509Certificate[] chain, PrivateKey key,
-                         InlinePolicy inline, TlsSettings settings, int handshakeStepsPerTurn)
-            throws SSLException, InterruptedException {
-        this(host, port, mode, transport, threads, notify, engine, chain, key, inline, settings, handshakeStepsPerTurn,
-                ServerPolicy.defaults());
-    }
-
-    /**
-     * Starts the server with the given TLS settings, handshake step bound and connection policy (timeouts, shutdown
-     * grace, failed-handshake log).
-     *
-     * @param key the private key in memory, needed by {@code inline} mode only (null otherwise)
-     */
-    ExampleServer(String host, int port, Mode mode, Transport transport, int threads,
-                  OffloadConfig.Notify notify, AsyncEngine engine, X509Certificate[] chain, PrivateKey key,
-                  InlinePolicy inline, TlsSettings settings, int handshakeStepsPerTurn, ServerPolicy policy)
-            throws SSLException, InterruptedException {
-        this(host, port, mode, transport, threads, notify, engine, chain, key, inline, settings, handshakeStepsPerTurn,
-                policy, null);
+    /** A builder for a server in {@code mode}. */
+    public static Builder builder(Mode mode) {
+        return new Builder(mode);
     }
 
     /**
@@ -209,10 +251,10 @@ public final class ExampleServer implements AutoCloseable {
      * {@link SniHandler} (offload mode only; {@code engine}, {@code chain} and {@code key} are null), reloaded on SIGHUP
      * and on a change of their files.
      */
-    ExampleServer(String host, int port, Mode mode, Transport transport, int threads,
-                  OffloadConfig.Notify notify, AsyncEngine engine, X509Certificate[] chain, PrivateKey key,
-                  InlinePolicy inline, TlsSettings settings, int handshakeStepsPerTurn, ServerPolicy policy,
-                  SitesFactory sitesFactory)
+    private ExampleServer(String host, int port, Mode mode, Transport transport, int threads,
+                          OffloadConfig.Notify notify, AsyncEngine engine, X509Certificate[] chain, PrivateKey key,
+                          InlinePolicy inline, TlsSettings settings, int handshakeStepsPerTurn, ServerPolicy policy,
+                          SitesFactory sitesFactory)
             throws SSLException, InterruptedException {
         Objects.requireNonNull(mode, "mode");
         Objects.requireNonNull(policy, "policy");

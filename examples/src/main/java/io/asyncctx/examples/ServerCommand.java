@@ -160,10 +160,14 @@ final class ServerCommand implements Callable<Integer> {
         try (AsyncEngine engine = withSites ? null : engineOptions.createEngine(keys)) {
             ExampleServer server;
             try {
-                server = new ExampleServer(host, port, m, t, threads, n, engine, withSites ? null : keys.chain(),
-                        withSites ? null : keys.privateKey(),
-                        InlinePolicy.belowMeasuredCost(java.time.Duration.ofNanos(inlineBelowMicros * 1000)), tls,
-                        handshakeStepsPerTurn, policy, sitesFactory);
+                ExampleServer.Builder b = ExampleServer.builder(m).bind(host, port).transport(t, threads).notify(n)
+                        .inline(InlinePolicy.belowMeasuredCost(java.time.Duration.ofNanos(inlineBelowMicros * 1000)))
+                        .settings(tls).handshakeStepsPerTurn(handshakeStepsPerTurn).policy(policy)
+                        .sites(sitesFactory);
+                if (!withSites) {
+                    b.engine(engine, keys.chain()).key(keys.privateKey());
+                }
+                server = b.start();
                 if (http3) {
                     server.startHttp3();
                 }

@@ -141,8 +141,8 @@ public final class LoadServer implements Callable<Integer> {
             }
             default -> throw new IllegalArgumentException("mode " + mode + ": expected one of " + MODES);
         }
-        return new ExampleServer("127.0.0.1", port, m, ExampleServer.Transport.EPOLL, threads, n, engine, chain, key,
-                inline, io.asyncctx.examples.TlsSettings.defaults(), steps);
+        return ExampleServer.builder(m).bind("127.0.0.1", port).transport(ExampleServer.Transport.EPOLL, threads)
+                .notify(n).engine(engine, chain).key(key).inline(inline).handshakeStepsPerTurn(steps).start();
     }
 
     /** A software engine, or a simulated accelerator that computes real signatures after a fixed latency. */
