@@ -138,12 +138,6 @@ class SiteReloadTest {
     }
 
     private static void await(String what, BooleanSupplier condition) throws InterruptedException {
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
-        while (!condition.getAsBoolean()) {
-            if (System.nanoTime() > deadline) {
-                throw new AssertionError("timed out waiting for: " + what);
-            }
-            Thread.sleep(20);
-        }
+        io.asyncctx.testkit.Await.until(what, java.time.Duration.ofSeconds(30), condition);
     }
 }

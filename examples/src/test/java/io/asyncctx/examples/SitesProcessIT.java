@@ -430,13 +430,7 @@ class SitesProcessIT {
 
     private static void awaitCondition(BooleanSupplier done, long seconds, java.util.function.Supplier<String> why)
             throws InterruptedException {
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(seconds);
-        while (!done.getAsBoolean()) {
-            if (System.nanoTime() > deadline) {
-                throw new AssertionError(why.get());
-            }
-            Thread.sleep(50); // polling interval of the condition, not a wait for time to pass
-        }
+        io.asyncctx.testkit.Await.until(why, java.time.Duration.ofSeconds(seconds), done);
     }
 
     private static String exec(List<String> cmd, String stdin) throws Exception {

@@ -1,6 +1,5 @@
 package io.asyncctx.frameworks;
 
-import static org.junit.jupiter.api.Assertions.fail;
 
 import io.netty.handler.ssl.util.InsecureTrustManagerFactory;
 
@@ -134,13 +133,7 @@ final class Peers {
     }
 
     static void await(String what, Duration timeout, BooleanSupplier condition) throws InterruptedException {
-        long deadline = System.nanoTime() + timeout.toNanos();
-        while (!condition.getAsBoolean()) {
-            if (System.nanoTime() - deadline > 0) {
-                fail("timed out after " + timeout + " waiting until " + what);
-            }
-            Thread.sleep(5);
-        }
+        io.asyncctx.testkit.Await.until(what, timeout, condition);
     }
 
     /** Open fds of this process (sockets, eventfds, epoll fds, files). */
@@ -154,14 +147,8 @@ final class Peers {
 
     /** Waits until the process has {@code expected} open fds again (closing is asynchronous on the loops). */
     static void awaitFds(int expected) throws InterruptedException {
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(15);
-        int now;
-        while ((now = openFds()) > expected) {
-            if (System.nanoTime() - deadline > 0) {
-                fail("open fds: " + now + ", expected " + expected + " or fewer");
-            }
-            Thread.sleep(5);
-        }
+        io.asyncctx.testkit.Await.until(() -> "open fds: " + openFds() + ", expected " + expected + " or fewer",
+                Duration.ofSeconds(15), () -> openFds() <= expected);
     }
 
     /** Seconds since {@code startNanos}. */

@@ -23,7 +23,6 @@ import java.util.function.BooleanSupplier;
 import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assertions.fail;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /** Test helpers: real event loop groups by transport, running code on a loop, fd counting, waiting. */
@@ -90,25 +89,13 @@ final class Loops {
     }
 
     static void await(String what, Duration timeout, BooleanSupplier condition) throws InterruptedException {
-        long deadline = System.nanoTime() + timeout.toNanos();
-        while (!condition.getAsBoolean()) {
-            if (System.nanoTime() - deadline > 0) {
-                fail("timed out after " + timeout + " waiting for: " + what);
-            }
-            Thread.sleep(2);
-        }
+        io.asyncctx.testkit.Await.until(what, timeout, condition);
     }
 
     /** Waits until the process has {@code expected} fds open (fds close asynchronously), failing with the count. */
     static void awaitFds(int expected) throws InterruptedException {
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
-        int now;
-        while ((now = openFds()) != expected) {
-            if (System.nanoTime() - deadline > 0) {
-                fail("open fds: " + now + ", expected " + expected);
-            }
-            Thread.sleep(5);
-        }
+        io.asyncctx.testkit.Await.until(() -> "open fds: " + openFds() + ", expected " + expected,
+                Duration.ofSeconds(10), () -> openFds() == expected);
     }
 
     static KeyOperation op(int i) {

@@ -56,13 +56,7 @@ final class SniFixtures {
 
     /** Waits (polling, bounded) until {@code condition} holds. */
     static void await(String what, BooleanSupplier condition, long timeoutMillis) throws InterruptedException {
-        long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(timeoutMillis);
-        while (!condition.getAsBoolean()) {
-            if (System.nanoTime() > deadline) {
-                throw new AssertionError("timed out after " + timeoutMillis + " ms waiting for: " + what);
-            }
-            Thread.sleep(5);
-        }
+        io.asyncctx.testkit.Await.until(what, java.time.Duration.ofMillis(timeoutMillis), condition);
     }
 
     /** Live threads whose name starts with {@code prefix}. */

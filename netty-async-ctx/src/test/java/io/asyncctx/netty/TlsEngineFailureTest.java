@@ -93,13 +93,6 @@ class TlsEngineFailureTest {
     }
 
     static void awaitCondition(java.util.function.BooleanSupplier condition) throws InterruptedException {
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
-        while (!condition.getAsBoolean()) {
-            if (System.nanoTime() > deadline) {
-                throw new AssertionError("condition not met within 20 s");
-            }
-            Thread.onSpinWait();
-            TimeUnit.MILLISECONDS.sleep(5);
-        }
+        io.asyncctx.testkit.Await.until("the condition", java.time.Duration.ofSeconds(20), condition);
     }
 }
