@@ -130,7 +130,9 @@ final class DetachedOffload {
     private static void deliver(Promise<byte[]> outer, SSLEngine sslEngine, byte[] result, Throwable cause) {
         synchronized (sslEngine) {
             if (sslEngine instanceof ReferenceCountedOpenSslEngine e && e.sslPointer() == 0) {
-                DROPPED.increment();
+                if (cause == null) {
+                    DROPPED.increment(); // a signature nobody can use; a failure (the sweep's cancel) is not counted
+                }
                 return; // freed by its handler: BoringSSL must not be called back
             }
             if (cause == null) {

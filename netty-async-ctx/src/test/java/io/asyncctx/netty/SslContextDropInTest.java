@@ -83,6 +83,37 @@ class SslContextDropInTest {
     }
 
     @Test
+    void shouldTakeTheCompanionOutWhenTheSslHandlerIsRemoved() throws Exception {
+        X509Bundle cert = TlsFixtures.certificate(KeyKind.EC_P256);
+        try (SoftwareEngine engine = TlsFixtures.softwareEngine(cert)) {
+            AsyncSslContext ctx = AsyncSslContextBuilder.forServer(engine, cert.getCertificate()).build();
+            Queue<List<Class<?>>> after = new ConcurrentLinkedQueue<>();
+            // A framework that ends TLS on an open channel (STARTTLS the other way, a protocol switch).
+            try (EpollServer server = new EpollServer(ch -> {
+                SslHandler ssl = ctx.newHandler(ch.alloc());
+                ssl.handshakeFuture().addListener(f -> {
+                    if (f.isSuccess()) {
+                        ch.pipeline().remove(ssl);
+                        // Removed inside its own decode: Netty finishes the removal after the decode returns.
+                        ch.eventLoop().execute(() -> {
+                            List<Class<?>> classes = new ArrayList<>();
+                            ch.pipeline().forEach(e -> classes.add(e.getValue().getClass()));
+                            after.add(classes);
+                        });
+                    }
+                });
+                return ssl;
+            }, null)) {
+                ProcessResult r = TlsFixtures.sClient(server.port(), "-tls1_3");
+                assertTrue(r.output().contains("TLSv1.3"), r.output());
+                TlsEngineFailureTest.awaitCondition(() -> after.size() == 1);
+                assertTrue(!after.peek().contains(AsyncOffloadHandler.class), () -> "companion left: " + after);
+                TlsEngineFailureTest.awaitCondition(() -> ctx.boundChannels() == 0);
+            }
+        }
+    }
+
+    @Test
     void shouldOffloadAnEngineWrappedInAStockSslHandler() throws Exception {
         X509Bundle cert = TlsFixtures.certificate(KeyKind.EC_P256);
         try (SoftwareEngine engine = TlsFixtures.softwareEngine(cert)) {
