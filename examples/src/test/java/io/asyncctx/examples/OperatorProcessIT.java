@@ -7,7 +7,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.io.BufferedReader;
 import java.io.ByteArrayOutputStream;
 import java.io.InputStreamReader;
-import java.net.ConnectException;
 import java.net.InetSocketAddress;
 import java.net.Socket;
 import java.nio.charset.StandardCharsets;
@@ -239,20 +238,30 @@ class OperatorProcessIT {
     }
 
     private static void awaitOpenConnections(Server s, int n) throws Exception {
-        while (s.metric("server_connections_open") < n) {
-            Thread.onSpinWait();
-        }
+        io.asyncctx.testkit.Await.until(n + " open connections", java.time.Duration.ofSeconds(30), () -> {
+            try {
+                return s.metric("server_connections_open") >= n;
+            } catch (Exception e) {
+                throw new AssertionError(e);
+            }
+        });
     }
 
+    /**
+     * Waits until the port no longer takes connections: refused, or reset (a probe that reached the backlog just as
+     * the listener closed is reset, not refused).
+     */
     private static void awaitRefused(int port) throws Exception {
-        while (true) {
+        io.asyncctx.testkit.Await.until("the listener to close", java.time.Duration.ofSeconds(30), () -> {
             try (Socket probe = new Socket()) {
                 probe.connect(new InetSocketAddress("127.0.0.1", port), 5_000);
-            } catch (ConnectException e) {
-                return;
+                return false;
+            } catch (java.net.SocketException e) {
+                return true; // refused (ConnectException) or reset
+            } catch (java.io.IOException e) {
+                throw new java.io.UncheckedIOException(e);
             }
-            Thread.onSpinWait();
-        }
+        });
     }
 
     @ParameterizedTest(name = "{0}")
