@@ -65,9 +65,9 @@ final class OffloadingSslHandler extends SslHandler {
         try {
             super.handlerRemoved0(ctx);
         } finally {
-            // Removed from an open channel (a framework stopping TLS): take the companion out too. When the channel
-            // closes, the pipeline removes it by itself.
-            if (ctx.channel().isOpen() && ctx.pipeline().context(offload) != null) {
+            // Removed while the channel is registered (a framework ending TLS, or a close still on its way): take the
+            // companion out too. Once deregistered, the pipeline is being destroyed and removes it by itself.
+            if (ctx.channel().isRegistered() && ctx.pipeline().context(offload) != null) {
                 try {
                     ctx.pipeline().remove(offload);
                 } catch (NoSuchElementException e) {
