@@ -69,6 +69,13 @@ public final class AsyncOffloadConnection implements AutoCloseable {
     private final CallbackWakeups callbackWakeups;
     /** Fd path: the job's resume listener, run on the completing thread; queues this connection for the wake-up. */
     private final Runnable markReady = this::markReady;
+    /**
+     * Fd path: runs of this connection's jobs, counted on the loop before each run of an operation. Read by the
+     * completing thread to tell whether {@link #readyRoute} belongs to the run that paused.
+     */
+    private volatile int runs;
+    /** Fd path: where the completion of the run that paused will be signalled, published by the loop after the pause. */
+    private volatile ReadyRoute readyRoute;
     private final long id = IDS.incrementAndGet();
     private final OperationRecorder recorder;
 
@@ -298,7 +305,7 @@ public final class AsyncOffloadConnection implements AutoCloseable {
             // Only then: an exception's stack trace cost ~8 us per connection close under an h2load storm (issue 12).
             failInFlight(new ClosedChannelException());
         }
-        registry.dropReady(this);
+        registry.dropReady(this, signalEntry());
         router.close();
         if (waitFds.releaseAll()) {
             closeCtx();
@@ -374,6 +381,7 @@ public final class AsyncOffloadConnection implements AutoCloseable {
         state = State.IN_ENGINE;
         AsyncStartResult r;
         try {
+            newRun();
             r = job.start();
         } catch (RuntimeException e) {
             abandonAndFail(e);
@@ -419,6 +427,9 @@ public final class AsyncOffloadConnection implements AutoCloseable {
     private void onPause(AsyncJob<byte[]> j) {
         if (!syncWaitFds(true) || job != j) {
             return;
+        }
+        if (notify == OffloadConfig.Notify.FD) {
+            readyRoute = new ReadyRoute(runs, signalEntry());
         }
         AsyncStatus status = ctx.getStatus();
         if (status == AsyncStatus.EAGAIN) {
@@ -494,6 +505,7 @@ public final class AsyncOffloadConnection implements AutoCloseable {
         AsyncJob.State s = j.state();
         if (s == AsyncJob.State.PAUSED || s == AsyncJob.State.RESUMING) {
             resumes++;
+            newRun();
             onResult(j.resume(), true);
         }
     }
@@ -532,7 +544,7 @@ public final class AsyncOffloadConnection implements AutoCloseable {
                 callbackWakeups.expectLateCallback(); // the engine was told to call back: it does so after completing
             }
         } else if (waitFds.count() > 0 && status != AsyncStatus.EAGAIN && status != AsyncStatus.ERR) {
-            registry.expectSignal();
+            registry.expectSignal(signalEntry());
         }
     }
 
@@ -548,7 +560,28 @@ public final class AsyncOffloadConnection implements AutoCloseable {
      * follows takes it out again.)
      */
     private void markReady() {
-        registry.markReady(this);
+        ReadyRoute r = readyRoute;
+        // A route published before this run paused may name an fd the run has since replaced: the shared queue then.
+        registry.markReady(this, r != null && r.run == runs ? r.entry : null);
+    }
+
+    /** A new run of the operation is about to start: routes published for earlier runs no longer apply. Loop. */
+    private void newRun() {
+        if (notify == OffloadConfig.Notify.FD) {
+            runs++; // single writer (the loop); volatile so that the completing thread sees it
+        }
+    }
+
+    /**
+     * The fd on which this connection's engine will signal its completion when it waits on exactly one fd, else null
+     * (several fds, or none: any fd may). Loop thread.
+     */
+    WaitFdRegistry.Entry signalEntry() {
+        return waitFds.single();
+    }
+
+    /** Where the completion of run {@code run} is signalled: {@code entry}'s fd, or (null) any of several. */
+    private record ReadyRoute(int run, WaitFdRegistry.Entry entry) {
     }
 
     /**
@@ -565,6 +598,7 @@ public final class AsyncOffloadConnection implements AutoCloseable {
         AsyncJob<byte[]> j = job;
         resumes++;
         recorder.resumed(router.onFallback(), currentEngine(), true);
+        newRun();
         onResult(j.resume(), false);
         return true;
     }

@@ -21,6 +21,8 @@ final class ConnectionWaitFds {
     private final WaitFdRegistry registry;
     private final AsyncOffloadConnection owner;
     private int[] fds = new int[2];
+    /** The registry's entry of each fd in {@link #fds}, same index. */
+    private WaitFdRegistry.Entry[] entries = new WaitFdRegistry.Entry[2];
     private int count;
     /** Released registrations not yet removed from the loop, plus one while {@link #releaseAll()} runs. */
     private int pendingUnregisters;
@@ -33,6 +35,11 @@ final class ConnectionWaitFds {
     /** The number of fds waited on. */
     int count() {
         return count;
+    }
+
+    /** The registry's entry of the one fd waited on, or null when there are several or none. */
+    WaitFdRegistry.Entry single() {
+        return count == 1 ? entries[0] : null;
     }
 
     /** The fds waited on, sorted; for tests and {@code toString}. */
@@ -66,7 +73,9 @@ final class ConnectionWaitFds {
             }
             if (count == fds.length) {
                 fds = Arrays.copyOf(fds, count * 2);
+                entries = Arrays.copyOf(entries, count * 2);
             }
+            entries[count] = registry.entry(fd);
             fds[count++] = fd;
         }
         return null;
@@ -85,6 +94,7 @@ final class ConnectionWaitFds {
             if (!registry.release(owner, fds[i])) {
                 pendingUnregisters--;
             }
+            entries[i] = null;
         }
         count = 0;
         return --pendingUnregisters == 0;
@@ -105,6 +115,8 @@ final class ConnectionWaitFds {
             return;
         }
         fds[i] = fds[--count];
+        entries[i] = entries[count];
+        entries[count] = null;
         pendingUnregisters++;
         if (!registry.release(owner, fd)) {
             pendingUnregisters--;

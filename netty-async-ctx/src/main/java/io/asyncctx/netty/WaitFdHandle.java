@@ -145,7 +145,7 @@ abstract class WaitFdHandle implements io.netty.channel.IoHandle {
             if (cancelled) {
                 return;
             }
-            int res = registry.pollResult(event.res());
+            int res = event.res();
             if (res < 0) {
                 // The poll failed (not cancelled by us): the registry re-creates the registration a bounded number of
                 // times, then fails the waiters; never re-armed here, so a broken fd cannot spin the loop.

@@ -11,12 +11,21 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.LinkedHashSet;
 import java.util.Map;
+import java.util.Queue;
+import java.util.concurrent.ConcurrentLinkedQueue;
 
 /**
  * The wait fds of one event loop: one {@link IoRegistration} per fd, reference counted by the connections that wait
  * on it (several ctxs may share one engine eventfd). A readable fd is drained and every connection whose job has a
  * completion pending is resumed; the others stay paused. The completing thread queues its connection (the job's
  * resume listener) before it signals, so a wake-up costs one step per completion, not one per waiter.
+ *
+ * <p><b>One ready queue per fd.</b> A connection that waits on one fd (the usual case: its engine's) is queued on that
+ * fd's own queue, so a wake-up of one fd takes only completions signalled on it. A connection whose paused job may be
+ * signalled on any of several fds (a ctx holding a primary's and a fallback's fd), or whose fds changed in the run that
+ * paused and are not yet applied, is queued on the loop's shared queue, which every wake-up also takes (in OpenSSL's
+ * model any of a ctx's fds may signal). Signals are accounted per fd the same way: a completion taken is a signal owed
+ * by its fd; a wake-up that resumes nothing and drains more than its fd owes is spurious.
  *
  * <p><b>Threading.</b> Loop thread only, except {@link #registeredCount()} (any thread, volatile).
  *
@@ -38,6 +47,18 @@ final class WaitFdRegistry {
         /** A view of the fd for reading its counter; never closed through this object. */
         final FileDescriptor view;
         final LinkedHashSet<AsyncOffloadConnection> waiters = new LinkedHashSet<>();
+        /**
+         * Connections whose paused job has a completion that will be signalled on this fd, queued by the completing
+         * thread before it signals. Many producers (engine threads), one consumer (the loop).
+         */
+        final ConcurrentLinkedQueue<AsyncOffloadConnection> ready = new ConcurrentLinkedQueue<>();
+        /**
+         * Completions taken (from a queue, or finished before they paused) whose signal on this fd may still arrive.
+         * Loop thread.
+         */
+        long owedSignals;
+        /** False once the entry has left the registry (no waiter left). Loop thread. */
+        boolean live = true;
         /** The live or cancelling registration, null when none. */
         WaitFdHandle handle;
         /** io_uring: polls of this fd that failed in a row (0 after a poll that succeeded, or a fresh registration). */
@@ -55,29 +76,24 @@ final class WaitFdRegistry {
     private final Kind kind;
     private final Map<Integer, Entry> entries = new HashMap<>();
     /**
-     * Connections whose paused job has a completion, queued by the completing thread (through the job's resume
-     * listener) before the engine makes the fd readable: a wake-up resumes exactly those, whatever the number of
-     * connections that wait on the fd. Many producers (engine threads), one consumer (the loop).
+     * Connections whose completion may be signalled on any of their fds (see the class comment), queued by the
+     * completing thread before it signals; every wake-up takes them. Many producers, one consumer (the loop).
      */
-    private final java.util.concurrent.ConcurrentLinkedQueue<AsyncOffloadConnection> ready =
-            new java.util.concurrent.ConcurrentLinkedQueue<>();
+    private final ConcurrentLinkedQueue<AsyncOffloadConnection> sharedReady = new ConcurrentLinkedQueue<>();
     /** io_uring: how many times a registration whose poll failed is re-created before its waiters are failed. */
     static final int MAX_POLL_RETRIES = 3;
 
     private volatile int registered;
     /** Registrations re-created after a failed poll. Loop thread. */
     private long pollRetries;
-    /** Test seam: rewrites an io_uring poll's result (to inject errors). Loop thread; null in production. */
-    java.util.function.IntUnaryOperator pollResultHook;
     private long readableEvents;
     /** Reads the eventfd counters (loop thread only). */
     private final ByteBuffer counter = ByteBuffer.allocateDirect(8);
     /**
-     * Completions taken whose fd signal may still arrive: connections taken from the ready queue (their completing
-     * thread queues them before it writes the fd) and jobs that finished before they paused (their engine writes the
-     * fd all the same). A wake-up that resumes nothing is spurious only when it drained more signals than these.
+     * Completions taken whose signal may arrive on any fd: those of connections waiting on several fds (or none left),
+     * and those owed by an fd whose entry has left. Any wake-up may settle them; see {@link Entry#owedSignals}.
      */
-    private long owedSignals;
+    private long looseOwedSignals;
     private long spuriousWakeups;
     /** Resumes over the loop's handshake budget, run in a later turn. Loop thread. */
     private long deferredResumes;
@@ -140,9 +156,34 @@ final class WaitFdRegistry {
         return spuriousWakeups;
     }
 
-    /** A job finished before it paused; its engine will still signal the fd. Loop thread. */
-    void expectSignal() {
-        owedSignals++;
+    /**
+     * A job finished before it paused; its engine will still signal {@code e}'s fd (null: one of several fds). Loop
+     * thread.
+     */
+    void expectSignal(Entry e) {
+        owe(e);
+    }
+
+    private void owe(Entry e) {
+        if (e != null && e.live) {
+            e.owedSignals++;
+        } else {
+            looseOwedSignals++;
+        }
+    }
+
+    /** The live entry of {@code fd}, or null when no connection waits on it. Loop thread. */
+    Entry entry(int fd) {
+        return entries.get(fd);
+    }
+
+    /** {@code e} leaves the registry: what its fd still owes may be drained by a later registration of the fd. */
+    private void removeEntry(Entry e) {
+        if (entries.remove(e.fd, e)) {
+            e.live = false;
+            looseOwedSignals += e.owedSignals;
+            e.owedSignals = 0;
+        }
     }
 
     /** The number of connections waiting on {@code fd}. Loop thread; for tests. */
@@ -171,7 +212,7 @@ final class WaitFdRegistry {
             if (failure != null) {
                 e.waiters.remove(conn);
                 if (e.waiters.isEmpty() && e.handle == null) {
-                    entries.remove(fd);
+                    removeEntry(e);
                 }
                 return failure;
             }
@@ -195,7 +236,7 @@ final class WaitFdRegistry {
         }
         WaitFdHandle h = e.handle;
         if (h == null) {
-            entries.remove(fd);
+            removeEntry(e);
             return false;
         }
         // Told once the registration is gone; with epoll that happens inside cancel(), before this returns.
@@ -240,42 +281,74 @@ final class WaitFdRegistry {
         return null;
     }
 
-    /** Any thread (the completing engine thread): {@code c}'s paused job has a completion; the fd signal follows. */
-    void markReady(AsyncOffloadConnection c) {
-        ready.offer(c);
+    /**
+     * Any thread (the completing engine thread): {@code c}'s paused job has a completion, to be signalled on
+     * {@code e}'s fd (null: on one of several fds, or fds not yet applied); the signal follows.
+     */
+    void markReady(AsyncOffloadConnection c, Entry e) {
+        (e != null ? e.ready : sharedReady).offer(c);
     }
 
     /**
-     * Drops {@code c}'s entries from the ready queue: it has closed and needs no resume. Loop thread. Costs one pass
-     * over the ready queue, which holds only completions the loop has not taken yet. Each entry's fd signal is still
-     * to come (or has come): it is owed, not spurious.
+     * Drops {@code c}'s entries from the ready queues it can be on: that of {@code e} (the fd it waits on, or null)
+     * and the shared one. It has closed and needs no resume. Loop thread. Costs one pass over those queues, which hold
+     * only completions the loop has not taken yet. Each entry's fd signal is still to come (or has come): it is owed,
+     * not spurious.
      */
-    void dropReady(AsyncOffloadConnection c) {
-        while (ready.remove(c)) {
-            owedSignals++;
+    void dropReady(AsyncOffloadConnection c, Entry e) {
+        if (e != null) {
+            while (e.ready.remove(c)) {
+                owe(e);
+            }
+        }
+        while (sharedReady.remove(c)) {
+            owe(e);
         }
     }
 
-    /** Connections queued for the next wake-up. Any thread; for tests. */
+    /** Connections queued for the next wake-ups, over every fd and the shared queue. Loop thread; for tests. */
     int readyCount() {
-        return ready.size();
+        int n = sharedReady.size();
+        for (Entry e : entries.values()) {
+            n += e.ready.size();
+        }
+        return n;
     }
 
     /**
-     * The fd of {@code e} turned readable: drain it and resume every connection whose job completed. The cost is one
-     * step per completion, not per waiter: with one eventfd shared by 10,000 paused connections, a wake-up for one
-     * completion touches one connection. With a handshake budget per turn
-     * ({@link OffloadConfig#handshakeStepsPerLoopTurn()}), a resume over the budget is taken from the ready queue all
-     * the same (so the signal accounting is the same as without) and run in a later turn ({@link HandshakeTurns}).
-     * Loop thread.
+     * The fd of {@code e} turned readable: drain it and resume every connection queued on it (and on the shared
+     * queue). The cost is one step per completion, not per waiter: with one eventfd shared by 10,000 paused
+     * connections, a wake-up for one completion touches one connection; a wake-up of another fd touches none of them.
+     * With a handshake budget per turn ({@link OffloadConfig#handshakeStepsPerLoopTurn()}), a resume over the budget
+     * is taken from the queue all the same (so the signal accounting is the same as without) and run in a later turn
+     * ({@link HandshakeTurns}). Loop thread.
      */
     void onReadable(Entry e) {
         readableEvents++;
         e.pollFailures = 0;
         long signals = EventFd.drainCount(e.view, counter);
+        int resumed = take(e.ready) + take(sharedReady);
+        long matched = Math.min(signals, e.owedSignals);
+        e.owedSignals -= matched;
+        signals -= matched;
+        long loose = Math.min(signals, looseOwedSignals);
+        looseOwedSignals -= loose;
+        signals -= loose;
+        if (resumed == 0 && signals > 0) {
+            spuriousWakeups++;
+            // Recorded against a waiter of the fd (its engine's meters); none when the last one has just left.
+            java.util.Iterator<AsyncOffloadConnection> it = e.waiters.iterator();
+            if (it.hasNext()) {
+                it.next().onSpuriousWakeup();
+            }
+        }
+    }
+
+    /** Takes every connection queued on {@code queue}, resuming (or deferring) those that can resume. */
+    private int take(Queue<AsyncOffloadConnection> queue) {
         int resumed = 0;
-        for (AsyncOffloadConnection c; (c = ready.poll()) != null; ) {
-            owedSignals++;
+        for (AsyncOffloadConnection c; (c = queue.poll()) != null; ) {
+            owe(c.signalEntry());
             HandshakeTurns.Step step = c.turnStep();
             if (step == null || turns == null) {
                 if (c.resumeIfReady()) {
@@ -292,22 +365,7 @@ final class WaitFdRegistry {
                 }
             }
         }
-        long matched = Math.min(signals, owedSignals);
-        owedSignals -= matched;
-        if (resumed == 0 && signals > matched) {
-            spuriousWakeups++;
-            // Recorded against a waiter of the fd (its engine's meters); none when the last one has just left.
-            java.util.Iterator<AsyncOffloadConnection> it = e.waiters.iterator();
-            if (it.hasNext()) {
-                it.next().onSpuriousWakeup();
-            }
-        }
-    }
-
-    /** The io_uring result of a poll, through the test seam when one is set. Loop thread. */
-    int pollResult(int res) {
-        java.util.function.IntUnaryOperator hook = pollResultHook;
-        return hook == null ? res : hook.applyAsInt(res);
+        return resumed;
     }
 
     /** Registrations re-created after a failed poll on this loop. Loop thread. */
@@ -358,7 +416,7 @@ final class WaitFdRegistry {
         h.closeWaiters.clear();
         if (e.handle == null) {
             if (e.waiters.isEmpty()) {
-                entries.remove(e.fd, e);
+                removeEntry(e);
             } else if (!shuttingDown && e.pollFailures <= MAX_POLL_RETRIES) {
                 Throwable failure = register(e);
                 if (failure != null) {

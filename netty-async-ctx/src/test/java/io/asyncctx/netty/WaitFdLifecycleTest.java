@@ -470,4 +470,49 @@ class WaitFdLifecycleTest {
             Loops.shutdown(group);
         }
     }
+
+    /**
+     * Two engines, two eventfds: a completion is queued on the ready queue of the fd its engine signals, so a wake-up
+     * of one fd takes only its own completions (and none of the other's). Completions and checks run in one loop task,
+     * so the loop cannot take an entry in between; then both connections are resumed by their own fd's wake-up.
+     */
+    @ParameterizedTest
+    @EnumSource(value = Transport.class, names = {"EPOLL", "IO_URING"})
+    void shouldQueueEachCompletionOnTheReadyQueueOfItsOwnFd(Transport t) throws Exception {
+        MultiThreadIoEventLoopGroup group = Loops.group(t, 1);
+        IoEventLoop loop = (IoEventLoop) group.next();
+        try (TestEngine one = new TestEngine(FdMode.SHARED_PER_LOOP);
+             TestEngine two = new TestEngine(FdMode.SHARED_PER_LOOP)) {
+            one.behaviour = TestEngine.Behaviour.ON_DEMAND;
+            two.behaviour = TestEngine.Behaviour.ON_DEMAND;
+            OffloadConfig cfg = OffloadConfig.builder().notify(OffloadConfig.Notify.FD).build();
+            AsyncOffloadConnection a = onLoop(loop, () -> AsyncOffloadConnection.open(loop, one, cfg));
+            AsyncOffloadConnection b = onLoop(loop, () -> AsyncOffloadConnection.open(loop, two, cfg));
+            Future<byte[]> fa = onLoop(loop, () -> a.submit(op(1)));
+            Future<byte[]> fb = onLoop(loop, () -> b.submit(op(2)));
+            Loops.await("both paused", () -> one.pendingCount() == 1 && two.pendingCount() == 1);
+            WaitFdRegistry registry = LoopState.peek(loop).registry;
+            int[] queued = onLoop(loop, () -> {
+                int fdA = a.waitFds()[0];
+                int fdB = b.waitFds()[0];
+                int completed = one.completeAll() + two.completeAll(); // queued and signalled, not yet seen
+                return new int[] {fdA == fdB ? 1 : 0, completed, registry.entry(fdA).ready.size(),
+                        registry.entry(fdB).ready.size(), registry.readyCount(),
+                        registry.entry(fdA).ready.contains(a) && registry.entry(fdB).ready.contains(b) ? 1 : 0};
+            });
+            assertEquals(0, queued[0], "each engine has its own eventfd");
+            assertEquals(2, queued[1]);
+            assertEquals(1, queued[2], "a's completion on a's fd");
+            assertEquals(1, queued[3], "b's completion on b's fd");
+            assertEquals(2, queued[4], "nothing on the shared queue");
+            assertEquals(1, queued[5], "each on its own fd's queue");
+            assertTrue(fa.get(10, TimeUnit.SECONDS) != null && fb.get(10, TimeUnit.SECONDS) != null);
+            assertEquals(0, (int) onLoop(loop, registry::readyCount));
+            assertEquals(0L, (long) onLoop(loop, registry::spuriousWakeups));
+            onLoop(loop, a::close);
+            onLoop(loop, b::close);
+        } finally {
+            Loops.shutdown(group);
+        }
+    }
 }
