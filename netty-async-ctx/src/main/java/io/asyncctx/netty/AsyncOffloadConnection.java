@@ -71,9 +71,11 @@ public final class AsyncOffloadConnection implements AutoCloseable {
     private final Runnable markReady = this::markReady;
     /**
      * Fd path: runs of this connection's jobs, counted on the loop before each run of an operation. Read by the
-     * completing thread to tell whether {@link #readyRoute} belongs to the run that paused.
+     * completing thread to tell whether {@link #readyRoute} belongs to the run that paused. Not volatile: the loop
+     * counts it before the run's pause (a CAS of the job's state) and the completing thread reads it after its own CAS
+     * of that state from PAUSED, so it sees the count of the run that paused.
      */
-    private volatile int runs;
+    private int runs;
     /** Fd path: where the completion of the run that paused will be signalled, published by the loop after the pause. */
     private volatile ReadyRoute readyRoute;
     private final long id = IDS.incrementAndGet();
@@ -568,7 +570,7 @@ public final class AsyncOffloadConnection implements AutoCloseable {
     /** A new run of the operation is about to start: routes published for earlier runs no longer apply. Loop. */
     private void newRun() {
         if (notify == OffloadConfig.Notify.FD) {
-            runs++; // single writer (the loop); volatile so that the completing thread sees it
+            runs++; // single writer (the loop); published to the completing thread by the job's state CAS
         }
     }
 
