@@ -417,8 +417,8 @@ final class HarnessOptions {
     }
 
     /**
-     * The nginx to measure: {@code given} when set (it must be executable: a path that is not is refused, not
-     * skipped), "none" to skip, or the default path when it exists (said either way).
+     * The nginx to measure: {@code given} when set (a path, or a name on PATH; one that is not executable is refused,
+     * not skipped), "none" to skip, or the default path when it exists (said either way).
      *
      * @return the binary, or null for none
      */
@@ -427,10 +427,10 @@ final class HarnessOptions {
             if (given.equals("none")) {
                 return null;
             }
-            Path p = Path.of(given);
-            if (!isExecutableFile(p)) {
-                throw refuse(spec, "--nginx " + given + ": not an executable file (install nginx, give its path, or "
-                        + "'none' to skip it)");
+            Path p = findExecutable(given);
+            if (p == null) {
+                throw refuse(spec, "--nginx " + given + ": " + (given.contains("/") ? "not an executable file"
+                        : "not found on PATH") + " (install nginx, give its path, or 'none' to skip it)");
             }
             return p;
         }
