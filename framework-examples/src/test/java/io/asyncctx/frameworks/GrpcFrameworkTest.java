@@ -3,12 +3,9 @@ package io.asyncctx.frameworks;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.asyncctx.engine.JcaKeySigner;
 import io.asyncctx.engine.SoftwareEngine;
 import io.asyncctx.netty.AsyncSslContext;
 import io.asyncctx.netty.LeakCheck;
-import io.asyncctx.netty.AsyncSslContextBuilder;
-import io.asyncctx.netty.OffloadConfig;
 import io.asyncctx.testkit.FaultInjectingEngine;
 import io.asyncctx.testkit.FloodingPeer;
 import io.grpc.CallOptions;
@@ -17,7 +14,6 @@ import io.grpc.Server;
 import io.grpc.netty.GrpcSslContexts;
 import io.grpc.netty.NettyChannelBuilder;
 import io.grpc.stub.ClientCalls;
-import io.netty.handler.ssl.ApplicationProtocolConfig;
 import io.netty.handler.ssl.SslContext;
 import io.netty.pkitesting.CertificateBuilder;
 import io.netty.pkitesting.X509Bundle;
@@ -44,7 +40,7 @@ import org.junit.jupiter.api.extension.ExtendWith;
 @Timeout(value = 120, unit = TimeUnit.SECONDS)
 class GrpcFrameworkTest {
 
-    private static final Duration HANDSHAKE_TIMEOUT = Duration.ofSeconds(2);
+    private static final Duration HANDSHAKE_TIMEOUT = FrameworkChecks.HANDSHAKE_TIMEOUT;
 
     private static X509Bundle cert;
 
@@ -123,14 +119,8 @@ class GrpcFrameworkTest {
         try (SoftwareEngine engine = ExampleTls.engine(cert)) {
             AsyncSslContext ctx = ExampleTls.context(engine, cert, "h2");
             Server server = GrpcTlsServer.start(ctx, 0, HANDSHAKE_TIMEOUT);
-            try (SocketChannel silent = Peers.connect(server.getPort())) {
-                long start = System.nanoTime();
-                assertTrue(FloodingPeer.awaitClosedByServer(silent, Duration.ofSeconds(30)), "never closed");
-                double seconds = Peers.secondsSince(start);
-                System.out.printf("grpc: silent client closed after %.2f s (handshakeTimeout %s)%n", seconds,
-                        HANDSHAKE_TIMEOUT);
-                assertTrue(seconds > 1.5, "closed after " + seconds + " s, before the handshake timeout");
-                assertTrue(seconds < 15, "closed after " + seconds + " s");
+            try {
+                FrameworkChecks.silentClientClosedAtHandshakeTimeout("grpc", "handshakeTimeout", server.getPort());
                 assertEquals(0, ctx.offloadedOperations());
             } finally {
                 server.shutdownNow();
@@ -192,19 +182,10 @@ class GrpcFrameworkTest {
             AsyncSslContext ctx = hangingContext(gate, Duration.ZERO);
             Server server = GrpcTlsServer.start(ctx, 0, Duration.ofSeconds(60));
             try {
-                long written;
-                try (SocketChannel flooder = Peers.connect(server.getPort())) {
-                    FloodingPeer.writeFully(flooder, Peers.clientHello(null));
-                    Peers.await("the flooder's key operation waits in the engine", () -> gate.hung() == 1);
-                    written = FloodingPeer.flood(flooder, Peers.FLOOD_CAP, Peers.FLOOD_MAX, Peers.FLOOD_STALL);
-                    System.out.printf("grpc (detached, no read hold): flooding client got %.2f MB into a paused "
-                                    + "handshake (cap %d MB in %s; bound path: about 4 MB)%n", written / 1048576.0,
-                            Peers.FLOOD_CAP >> 20, Peers.FLOOD_MAX);
-                    assertEquals(1, gate.hung(), "still paused during the flood");
-                    assertEquals(1, gate.completeHung());
-                    assertTrue(FloodingPeer.awaitClosedByServer(flooder, Duration.ofSeconds(20)),
-                            "the server closed the flooder after reading its junk");
-                }
+                long written = FrameworkChecks.flood(server.getPort(), null, gate, w -> System.out.printf(
+                        "grpc (detached, no read hold): flooding client got %.2f MB into a paused handshake (cap %d "
+                                + "MB in %s; bound path: about 4 MB)%n", w / 1048576.0, Peers.FLOOD_CAP >> 20,
+                        Peers.FLOOD_MAX));
                 assertTrue(written > 0);
                 Peers.await("no operation in flight", () -> ctx.operationsInFlight() == 0);
             } finally {
@@ -215,17 +196,10 @@ class GrpcFrameworkTest {
     }
 
     private static FaultInjectingEngine gate() {
-        return FaultInjectingEngine.builder().name("gate").hangRate(1.0)
-                .signer(new JcaKeySigner(cert.getKeyPair().getPrivate(), cert.getKeyPair().getPublic(), null))
-                .build();
+        return FrameworkChecks.gate(cert);
     }
 
     private static AsyncSslContext hangingContext(FaultInjectingEngine gate, Duration deadline) throws Exception {
-        return AsyncSslContextBuilder.forServer(gate, cert.getCertificate())
-                .offloadConfig(OffloadConfig.builder().operationTimeout(deadline).build())
-                .applicationProtocolConfig(new ApplicationProtocolConfig(ApplicationProtocolConfig.Protocol.ALPN,
-                        ApplicationProtocolConfig.SelectorFailureBehavior.NO_ADVERTISE,
-                        ApplicationProtocolConfig.SelectedListenerFailureBehavior.ACCEPT, "h2"))
-                .build();
+        return FrameworkChecks.hangingContext(gate, cert, deadline, "h2");
     }
 }

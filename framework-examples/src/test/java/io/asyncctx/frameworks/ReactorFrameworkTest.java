@@ -1,24 +1,16 @@
 package io.asyncctx.frameworks;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.asyncctx.engine.JcaKeySigner;
 import io.asyncctx.engine.SoftwareEngine;
 import io.asyncctx.netty.AsyncSslContext;
 import io.asyncctx.netty.LeakCheck;
-import io.asyncctx.netty.AsyncSslContextBuilder;
-import io.asyncctx.netty.OffloadConfig;
 import io.asyncctx.testkit.FaultInjectingEngine;
-import io.asyncctx.testkit.FloodingPeer;
-import io.netty.handler.ssl.ApplicationProtocolConfig;
 import io.netty.pkitesting.CertificateBuilder;
 import io.netty.pkitesting.X509Bundle;
 import reactor.netty.DisposableServer;
 
-import java.nio.channels.SocketChannel;
 import java.time.Duration;
-import java.util.List;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -30,13 +22,11 @@ import org.junit.jupiter.api.extension.ExtendWith;
  * outside: curl over HTTP/1.1 and h2 and h2load make full handshakes, each of whose key operations the context counts
  * as offloaded (on the bound path: Reactor calls {@code newHandler}); Reactor's handshake timeout closes a silent
  * client and a paused handshake; a flooding client during a paused handshake is held to the kernel's buffers; nothing
- * stays bound or in flight after close.
+ * stays bound or in flight after close. The checks are {@link FrameworkChecks}'.
  */
 @ExtendWith(LeakCheck.class)
 @Timeout(value = 120, unit = TimeUnit.SECONDS)
 class ReactorFrameworkTest {
-
-    private static final Duration HANDSHAKE_TIMEOUT = Duration.ofSeconds(2);
 
     private static X509Bundle cert;
 
@@ -45,19 +35,8 @@ class ReactorFrameworkTest {
         cert = ExampleTls.selfSigned("localhost", CertificateBuilder.Algorithm.ecp256);
     }
 
-    private static FaultInjectingEngine gate() {
-        return FaultInjectingEngine.builder().name("gate").hangRate(1.0)
-                .signer(new JcaKeySigner(cert.getKeyPair().getPrivate(), cert.getKeyPair().getPublic(), null))
-                .build();
-    }
-
     private static AsyncSslContext hangingContext(FaultInjectingEngine gate) throws Exception {
-        return AsyncSslContextBuilder.forServer(gate, cert.getCertificate())
-                .offloadConfig(OffloadConfig.builder().operationTimeout(Duration.ZERO).build())
-                .applicationProtocolConfig(new ApplicationProtocolConfig(ApplicationProtocolConfig.Protocol.ALPN,
-                        ApplicationProtocolConfig.SelectorFailureBehavior.NO_ADVERTISE,
-                        ApplicationProtocolConfig.SelectedListenerFailureBehavior.ACCEPT, "h2", "http/1.1"))
-                .build();
+        return FrameworkChecks.hangingContext(gate, cert, Duration.ZERO, "h2", "http/1.1");
     }
 
     @Test
@@ -65,38 +44,10 @@ class ReactorFrameworkTest {
         try (SoftwareEngine engine = ExampleTls.engine(cert)) {
             AsyncSslContext ctx = ExampleTls.context(engine, cert, "h2", "http/1.1");
             DisposableServer server = ReactorTlsServer.start(ctx, 0, Duration.ofSeconds(30));
-            int fdsBefore = Peers.openFds();
-            int handshakes = 0;
             try {
-                for (int i = 0; i < 3; i++) {
-                    Peers.Result r = Peers.curl(server.port(), "--http1.1");
-                    assertEquals(0, r.exitCode(), r.output());
-                    assertTrue(r.output().contains("hello from Reactor Netty, HTTP/1.1"), r.output());
-                    handshakes++;
-                }
-                for (int i = 0; i < 3; i++) {
-                    Peers.Result r = Peers.curl(server.port(), "--http2");
-                    assertEquals(0, r.exitCode(), r.output());
-                    assertTrue(r.output().contains("hello from Reactor Netty, HTTP/2.0"), r.output());
-                    handshakes++;
-                }
-                int clients = 4;
-                Peers.Result h2load = Peers.run(List.of("h2load", "-n", "40", "-c", Integer.toString(clients),
-                        "https://127.0.0.1:" + server.port() + "/"), null, 60);
-                assertEquals(0, h2load.exitCode(), h2load.output());
-                assertTrue(h2load.output().contains("40 succeeded"), h2load.output());
-                assertTrue(h2load.output().contains("Application protocol: h2"), h2load.output());
-                handshakes += clients;
-
-                System.out.printf("reactor: %d full handshakes (curl 3 x h1, 3 x h2, h2load %d clients), "
-                                + "%d key operations offloaded, %d inline, %d detached%n", handshakes, clients,
-                        ctx.offloadedOperations(), ctx.inlineOperations(), ctx.detachedOperations());
-                assertEquals(handshakes, ctx.offloadedOperations(), "one offloaded key operation per full handshake");
-                assertEquals(0, ctx.inlineOperations());
-                assertEquals(0, ctx.detachedOperations(), "Reactor calls newHandler: every channel binds itself");
-                Peers.await("every channel unbound", () -> ctx.boundChannels() == 0);
-                assertEquals(0, ctx.operationsInFlight());
-                Peers.awaitFds(fdsBefore);
+                FrameworkChecks.everyFullHandshakeOfCurlAndH2loadOffloaded("reactor", ctx, server.port(),
+                        "hello from Reactor Netty, HTTP/1.1", "hello from Reactor Netty, HTTP/2.0",
+                        "Application protocol: h2");
             } finally {
                 server.disposeNow(Duration.ofSeconds(10));
             }
@@ -107,15 +58,9 @@ class ReactorFrameworkTest {
     void shouldCloseASilentClientAtReactorsHandshakeTimeout() throws Exception {
         try (SoftwareEngine engine = ExampleTls.engine(cert)) {
             AsyncSslContext ctx = ExampleTls.context(engine, cert, "h2", "http/1.1");
-            DisposableServer server = ReactorTlsServer.start(ctx, 0, HANDSHAKE_TIMEOUT);
-            try (SocketChannel silent = Peers.connect(server.port())) {
-                long start = System.nanoTime();
-                assertTrue(FloodingPeer.awaitClosedByServer(silent, Duration.ofSeconds(30)), "never closed");
-                double seconds = Peers.secondsSince(start);
-                System.out.printf("reactor: silent client closed after %.2f s (handshakeTimeout %s)%n", seconds,
-                        HANDSHAKE_TIMEOUT);
-                assertTrue(seconds > 1.5, "closed after " + seconds + " s, before the handshake timeout");
-                assertTrue(seconds < 15, "closed after " + seconds + " s");
+            DisposableServer server = ReactorTlsServer.start(ctx, 0, FrameworkChecks.HANDSHAKE_TIMEOUT);
+            try {
+                FrameworkChecks.silentClientClosedAtHandshakeTimeout("reactor", "handshakeTimeout", server.port());
                 Peers.await("the channel unbound", () -> ctx.boundChannels() == 0);
                 assertEquals(0, ctx.offloadedOperations(), "no ClientHello, no key operation");
             } finally {
@@ -126,24 +71,12 @@ class ReactorFrameworkTest {
 
     @Test
     void shouldCloseAPausedHandshakeAtReactorsHandshakeTimeoutAndCancelItsOperation() throws Exception {
-        try (FaultInjectingEngine gate = gate()) {
+        try (FaultInjectingEngine gate = FrameworkChecks.gate(cert)) {
             AsyncSslContext ctx = hangingContext(gate);
-            DisposableServer server = ReactorTlsServer.start(ctx, 0, HANDSHAKE_TIMEOUT);
-            try (SocketChannel client = Peers.connect(server.port())) {
-                long start = System.nanoTime();
-                FloodingPeer.writeFully(client, Peers.clientHello(null));
-                Peers.await("the key operation waits in the engine", () -> gate.hung() == 1);
-                assertEquals(1, ctx.boundChannels());
-                assertEquals(1, ctx.operationsInFlight());
-                assertTrue(FloodingPeer.awaitClosedByServer(client, Duration.ofSeconds(30)), "never closed");
-                double seconds = Peers.secondsSince(start);
-                System.out.printf("reactor: paused handshake closed after %.2f s (handshakeTimeout %s)%n", seconds,
-                        HANDSHAKE_TIMEOUT);
-                assertTrue(seconds > 1.5, "closed after " + seconds + " s, before the handshake timeout");
-                assertTrue(seconds < 15, "closed after " + seconds + " s");
-                Peers.await("the channel unbound and its operation cancelled",
-                        () -> ctx.boundChannels() == 0 && ctx.operationsInFlight() == 0);
-                assertEquals(1, gate.cancelled(), "the paused operation was cancelled when the channel closed");
+            DisposableServer server = ReactorTlsServer.start(ctx, 0, FrameworkChecks.HANDSHAKE_TIMEOUT);
+            try {
+                FrameworkChecks.pausedHandshakeClosedAtHandshakeTimeout("reactor", "handshakeTimeout", server.port(),
+                        null, gate, ctx, () -> assertEquals(1, ctx.operationsInFlight()));
                 assertEquals(1, ctx.offloadedOperations());
             } finally {
                 server.disposeNow(Duration.ofSeconds(10));
@@ -153,28 +86,12 @@ class ReactorFrameworkTest {
 
     @Test
     void shouldHoldAFloodingClientsReadsWhileItsHandshakeIsPaused() throws Exception {
-        try (FaultInjectingEngine gate = gate()) {
+        try (FaultInjectingEngine gate = FrameworkChecks.gate(cert)) {
             AsyncSslContext ctx = hangingContext(gate);
             DisposableServer server = ReactorTlsServer.start(ctx, 0, Duration.ofSeconds(60));
-            int fdsBefore = Peers.openFds();
             try {
-                try (SocketChannel flooder = Peers.connect(server.port())) {
-                    FloodingPeer.writeFully(flooder, Peers.clientHello(null));
-                    Peers.await("the flooder's key operation waits in the engine", () -> gate.hung() == 1);
-                    long written = FloodingPeer.flood(flooder, Peers.FLOOD_CAP, Peers.FLOOD_MAX, Peers.FLOOD_STALL);
-                    System.out.printf("reactor: flooding client got %.2f MB into a paused handshake%n",
-                            written / 1048576.0);
-                    assertTrue(written < Peers.FLOOD_LIMIT, "the flooder got " + written
-                            + " bytes into a paused handshake");
-                    assertEquals(1, gate.hung(), "still paused during the flood");
-                    assertEquals(1, ctx.boundChannels());
-                    // Let it go: the server reads on, meets the junk and closes.
-                    assertEquals(1, gate.completeHung());
-                    assertTrue(FloodingPeer.awaitClosedByServer(flooder, Duration.ofSeconds(20)),
-                            "the server closed the flooder after reading its junk");
-                }
-                Peers.await("the channel unbound", () -> ctx.boundChannels() == 0 && ctx.operationsInFlight() == 0);
-                Peers.awaitFds(fdsBefore);
+                FrameworkChecks.floodingClientHeldWhileItsHandshakeIsPaused("reactor", server.port(), null, gate, ctx,
+                        () -> assertEquals(1, ctx.boundChannels()));
             } finally {
                 server.disposeNow(Duration.ofSeconds(10));
             }

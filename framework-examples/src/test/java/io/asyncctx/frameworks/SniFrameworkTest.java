@@ -3,18 +3,13 @@ package io.asyncctx.frameworks;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.asyncctx.engine.JcaKeySigner;
 import io.asyncctx.engine.SoftwareEngine;
 import io.asyncctx.netty.AsyncSslContext;
 import io.asyncctx.netty.LeakCheck;
-import io.asyncctx.netty.AsyncSslContextBuilder;
-import io.asyncctx.netty.OffloadConfig;
 import io.asyncctx.testkit.FaultInjectingEngine;
-import io.asyncctx.testkit.FloodingPeer;
 import io.netty.pkitesting.CertificateBuilder;
 import io.netty.pkitesting.X509Bundle;
 
-import java.nio.channels.SocketChannel;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
@@ -29,13 +24,14 @@ import org.junit.jupiter.api.extension.ExtendWith;
  * offloading contexts, seen from outside with {@code openssl s_client -servername}: each name is served its own
  * certificate (RSA-2048, P-256, or the default's), and the key operation is counted on that name's context and no
  * other; {@code SniHandler}'s handshake timeout closes a silent client and a paused handshake; a flooding client
- * during a paused handshake is held to the kernel's buffers; nothing stays bound or in flight after close.
+ * during a paused handshake is held to the kernel's buffers; nothing stays bound or in flight after close. The timeout
+ * and flood checks are {@link FrameworkChecks}'.
  */
 @ExtendWith(LeakCheck.class)
 @Timeout(value = 120, unit = TimeUnit.SECONDS)
 class SniFrameworkTest {
 
-    private static final long HANDSHAKE_TIMEOUT_MILLIS = 2_000;
+    private static final long HANDSHAKE_TIMEOUT_MILLIS = FrameworkChecks.HANDSHAKE_TIMEOUT.toMillis();
 
     private static X509Bundle rsaCert;
     private static X509Bundle ecCert;
@@ -121,74 +117,35 @@ class SniFrameworkTest {
     @Test
     void shouldCloseASilentClientAtSniHandlersHandshakeTimeout() throws Exception {
         AsyncSslContext rsa = rsa();
-        try (SniTlsServer server = SniTlsServer.start(rsa, ec(), fallback(), 0, HANDSHAKE_TIMEOUT_MILLIS);
-             SocketChannel silent = Peers.connect(server.port())) {
-            long start = System.nanoTime();
-            assertTrue(FloodingPeer.awaitClosedByServer(silent, Duration.ofSeconds(30)), "never closed");
-            double seconds = Peers.secondsSince(start);
-            System.out.printf("sni: silent client closed after %.2f s (timeout %d ms)%n", seconds,
-                    HANDSHAKE_TIMEOUT_MILLIS);
-            assertTrue(seconds > 1.5, "closed after " + seconds + " s, before the handshake timeout");
-            assertTrue(seconds < 15, "closed after " + seconds + " s");
+        try (SniTlsServer server = SniTlsServer.start(rsa, ec(), fallback(), 0, HANDSHAKE_TIMEOUT_MILLIS)) {
+            FrameworkChecks.silentClientClosedAtHandshakeTimeout("sni", "timeout", server.port());
         }
     }
 
     @Test
     void shouldCloseAPausedHandshakeAtSniHandlersHandshakeTimeoutAndCancelItsOperation() throws Exception {
-        try (FaultInjectingEngine gate = gate()) {
+        try (FaultInjectingEngine gate = FrameworkChecks.gate(rsaCert)) {
             AsyncSslContext rsa = hangingRsa(gate);
-            try (SniTlsServer server = SniTlsServer.start(rsa, ec(), fallback(), 0, HANDSHAKE_TIMEOUT_MILLIS);
-                 SocketChannel client = Peers.connect(server.port())) {
-                long start = System.nanoTime();
-                FloodingPeer.writeFully(client, Peers.clientHello(SniTlsServer.RSA_NAME));
-                Peers.await("the key operation waits in the engine", () -> gate.hung() == 1);
-                assertEquals(1, rsa.boundChannels());
-                assertTrue(FloodingPeer.awaitClosedByServer(client, Duration.ofSeconds(30)), "never closed");
-                double seconds = Peers.secondsSince(start);
-                System.out.printf("sni: paused handshake closed after %.2f s (timeout %d ms)%n", seconds,
-                        HANDSHAKE_TIMEOUT_MILLIS);
-                assertTrue(seconds > 1.5, "closed after " + seconds + " s, before the handshake timeout");
-                assertTrue(seconds < 15, "closed after " + seconds + " s");
-                Peers.await("the channel unbound and its operation cancelled",
-                        () -> rsa.boundChannels() == 0 && rsa.operationsInFlight() == 0);
-                assertEquals(1, gate.cancelled());
+            try (SniTlsServer server = SniTlsServer.start(rsa, ec(), fallback(), 0, HANDSHAKE_TIMEOUT_MILLIS)) {
+                FrameworkChecks.pausedHandshakeClosedAtHandshakeTimeout("sni", "timeout",
+                        server.port(), SniTlsServer.RSA_NAME, gate, rsa, () -> { });
             }
         }
     }
 
     @Test
     void shouldHoldAFloodingClientsReadsWhileItsHandshakeIsPaused() throws Exception {
-        try (FaultInjectingEngine gate = gate()) {
+        try (FaultInjectingEngine gate = FrameworkChecks.gate(rsaCert)) {
             AsyncSslContext rsa = hangingRsa(gate);
             try (SniTlsServer server = SniTlsServer.start(rsa, ec(), fallback(), 0, 60_000)) {
-                int fdsBefore = Peers.openFds();
-                try (SocketChannel flooder = Peers.connect(server.port())) {
-                    FloodingPeer.writeFully(flooder, Peers.clientHello(SniTlsServer.RSA_NAME));
-                    Peers.await("the flooder's key operation waits in the engine", () -> gate.hung() == 1);
-                    long written = FloodingPeer.flood(flooder, Peers.FLOOD_CAP, Peers.FLOOD_MAX, Peers.FLOOD_STALL);
-                    System.out.printf("sni: flooding client got %.2f MB into a paused handshake%n",
-                            written / 1048576.0);
-                    assertTrue(written < Peers.FLOOD_LIMIT, "the flooder got " + written
-                            + " bytes into a paused handshake");
-                    assertEquals(1, gate.hung(), "still paused during the flood");
-                    assertEquals(1, gate.completeHung());
-                    assertTrue(FloodingPeer.awaitClosedByServer(flooder, Duration.ofSeconds(20)),
-                            "the server closed the flooder after reading its junk");
-                }
-                Peers.await("the channel unbound", () -> rsa.boundChannels() == 0 && rsa.operationsInFlight() == 0);
-                Peers.awaitFds(fdsBefore);
+                FrameworkChecks.floodingClientHeldWhileItsHandshakeIsPaused("sni", server.port(),
+                        SniTlsServer.RSA_NAME, gate, rsa, () -> { });
             }
         }
     }
 
-    private static FaultInjectingEngine gate() {
-        return FaultInjectingEngine.builder().name("gate").hangRate(1.0)
-                .signer(new JcaKeySigner(rsaCert.getKeyPair().getPrivate(), rsaCert.getKeyPair().getPublic(), null))
-                .build();
-    }
-
+    /** The RSA name's context on {@code gate}: a handshake for that name pauses; the other names are served. */
     private static AsyncSslContext hangingRsa(FaultInjectingEngine gate) throws Exception {
-        return AsyncSslContextBuilder.forServer(gate, rsaCert.getCertificate())
-                .offloadConfig(OffloadConfig.builder().operationTimeout(Duration.ZERO).build()).build();
+        return FrameworkChecks.hangingContext(gate, rsaCert, Duration.ZERO);
     }
 }

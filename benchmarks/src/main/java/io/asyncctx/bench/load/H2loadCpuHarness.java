@@ -2,6 +2,7 @@ package io.asyncctx.bench.load;
 
 import io.asyncctx.bench.load.ServerProcesses.Running;
 import io.asyncctx.examples.Machine;
+import java.io.File;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
@@ -62,19 +63,23 @@ public final class H2loadCpuHarness implements Callable<Integer> {
     @Option(names = "--h2load", description = "h2load binary (default: ${DEFAULT-VALUE}).")
     String h2load = "h2load";
 
-    @Option(names = "--rounds", description = "Measured rounds (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--rounds", converter = HarnessOptions.OneOrMore.class,
+            description = "Measured rounds (default: ${DEFAULT-VALUE}).")
     int rounds = 7;
 
-    @Option(names = "--warmup-rounds", description = "Unmeasured rounds first (default: ${DEFAULT-VALUE}): a server's "
-            + "CPU per handshake falls for its first ~14 storms (C2 compiling) before it levels off, and after 20 rounds "
-            + "the JIT threads still took 10-60 us per handshake in some storms of the offload modes.")
+    @Option(names = "--warmup-rounds", converter = HarnessOptions.ZeroOrMore.class, description = "Unmeasured "
+            + "rounds first (default: ${DEFAULT-VALUE}): a server's CPU per handshake falls for its first ~14 storms "
+            + "(C2 compiling) before it levels off, and after 20 rounds the JIT threads still took 10-60 us per "
+            + "handshake in some storms of the offload modes.")
     int warmupRounds = 40;
 
-    @Option(names = "--connections", description = "h2load -c: connections per storm (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--connections", converter = HarnessOptions.OneOrMore.class,
+            description = "h2load -c: connections per storm (default: ${DEFAULT-VALUE}).")
     int connections = 1000;
 
-    @Option(names = "--requests", description = "h2load -n: requests per storm, one per connection when equal to "
-            + "--connections (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--requests", converter = HarnessOptions.OneOrMore.class, description = "h2load -n: requests "
+            + "per storm, --connections or more; one per connection when equal to --connections "
+            + "(default: ${DEFAULT-VALUE}).")
     int requests = 1000;
 
     @Option(names = "--server-classpath", description = "LABEL=CLASSPATH: run every mode also from this class path "
@@ -88,9 +93,8 @@ public final class H2loadCpuHarness implements Callable<Integer> {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
-    @Option(names = "--inline-below-us", description = "Mode offload-fd-inline: the inline policy's threshold "
-            + "(default: ${DEFAULT-VALUE}).")
-    long inlineBelowMicros = LoadServer.DEFAULT_INLINE_BELOW_MICROS;
+    @CommandLine.Mixin
+    HarnessOptions.InlineBelow inlineBelow = new HarnessOptions.InlineBelow();
 
     @Option(names = "--out", description = "Directory for the CSVs (default: ${DEFAULT-VALUE}).")
     Path out = Path.of("results");
@@ -100,7 +104,7 @@ public final class H2loadCpuHarness implements Callable<Integer> {
 
     /** Runs the harness; exits with its code. */
     public static void main(String[] args) {
-        System.exit(new CommandLine(new H2loadCpuHarness()).execute(args));
+        System.exit(HarnessOptions.commandLine(new H2loadCpuHarness()).execute(args));
     }
 
     /** One storm against one server. */
@@ -110,18 +114,9 @@ public final class H2loadCpuHarness implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        if (rounds < 1 || warmupRounds < 0 || connections < 1 || requests < connections) {
-            throw new CommandLine.ParameterException(new CommandLine(this), "expected --rounds >= 1, "
-                    + "--warmup-rounds >= 0, --connections >= 1 and --requests >= --connections");
-        }
-        for (String mode : modes) {
-            if (!LoadServer.MODES.contains(mode) && !ReactorLoadServer.MODES.contains(mode)) {
-                throw new CommandLine.ParameterException(spec.commandLine(), "--modes " + mode + ": expected one of "
-                        + LoadServer.MODES + " or " + ReactorLoadServer.MODES);
-            }
-        }
-        int engineWorkers = workers.validated(spec);
-        Path nginxBinary = HarnessOptions.nginx(spec, nginx, Path.of("/usr/sbin/nginx"));
+        Path nginxBinary = validate();
+        // From here on, work: the output directory, the certificates, the servers.
+        int engineWorkers = workers.workers;
         boolean withNginx = nginxBinary != null;
         Files.createDirectories(out);
         System.out.println("machine: " + Machine.describe() + ", load average before: " + Machine.loadAverage());
@@ -150,6 +145,51 @@ public final class H2loadCpuHarness implements Callable<Integer> {
         return 0;
     }
 
+    /**
+     * Checks the whole command line, what picocli could not check option by option: nothing is written, generated or
+     * spawned before every option is known to be good.
+     *
+     * @return the nginx binary to measure, or null for none
+     */
+    private Path validate() {
+        if (requests < connections) {
+            throw HarnessOptions.refuse(spec, "--requests " + requests + ": expected --connections (" + connections
+                    + ") or more, one request per connection at least");
+        }
+        if (keyTypes.isEmpty()) {
+            throw HarnessOptions.refuse(spec, "--key-types: expected rsa, ec or both");
+        }
+        if (modes.isEmpty()) {
+            throw HarnessOptions.refuse(spec, "--modes: expected one or more of " + LoadServer.MODES + " or "
+                    + ReactorLoadServer.MODES);
+        }
+        for (String mode : modes) {
+            if (!LoadServer.MODES.contains(mode) && !ReactorLoadServer.MODES.contains(mode)) {
+                throw HarnessOptions.refuse(spec, "--modes " + mode + ": expected one of " + LoadServer.MODES + " or "
+                        + ReactorLoadServer.MODES);
+            }
+        }
+        for (Map.Entry<String, String> cp : serverClasspaths.entrySet()) {
+            String option = "--server-classpath " + cp.getKey() + "=" + cp.getValue();
+            if (!cp.getKey().matches("[A-Za-z0-9._-]+")) {
+                throw HarnessOptions.refuse(spec, option + ": expected a LABEL of letters, digits, '.', '_' or '-' "
+                        + "(it names the servers in the CSVs)");
+            }
+            for (String entry : cp.getValue().split(File.pathSeparator, -1)) {
+                Path p = Path.of(entry.endsWith("*") ? entry.substring(0, entry.length() - 1) + "." : entry);
+                if (entry.isEmpty() || !Files.exists(p)) {
+                    throw HarnessOptions.refuse(spec, option + ": '" + entry + "' does not exist (give jars or "
+                            + "directories separated by '" + File.pathSeparator + "')");
+                }
+            }
+        }
+        HarnessOptions.checkOut(spec, out);
+        HarnessOptions.checkName(spec, name);
+        HarnessOptions.checkExecutable(spec, "--h2load", h2load, "install nghttp2-client, e.g. apt-get "
+                + "install nghttp2-client, or give --h2load PATH");
+        return HarnessOptions.nginx(spec, nginx, Path.of("/usr/sbin/nginx"));
+    }
+
     private List<Storm> runKey(HarnessOptions.KeyType keyType, Path nginxBinary, int engineWorkers)
             throws Exception {
         String keyLabel = keyType.label;
@@ -166,14 +206,8 @@ public final class H2loadCpuHarness implements Callable<Integer> {
                 for (Map.Entry<String, String> cp : classpaths.entrySet()) {
                     String java = ProcessHandle.current().info().command().orElse("java");
                     List<String> cmd = new ArrayList<>(List.of(java, ProcessCpu.FIXED_COMPILER_THREADS, "-cp",
-                            cp.getValue(), (reactor ? ReactorLoadServer.class : LoadServer.class).getName(), "--mode",
-                            mode));
-                    if (!reactor) {
-                        cmd.addAll(List.of("--engine", "software"));
-                    }
-                    cmd.addAll(List.of("--workers", Integer.toString(engineWorkers), "--threads", "1",
-                            "--inline-below-us", Long.toString(inlineBelowMicros), "--cert", certPem.toString(),
-                            "--key", keyPem.toString()));
+                            cp.getValue(), (reactor ? ReactorLoadServer.class : LoadServer.class).getName()));
+                    cmd.addAll(serverArguments(mode, engineWorkers, certPem, keyPem));
                     servers.put(cp.getKey().isEmpty() ? mode : mode + "@" + cp.getKey(),
                             ServerProcesses.spawn(cmd, false));
                 }
@@ -206,6 +240,17 @@ public final class H2loadCpuHarness implements Callable<Integer> {
             }
         }
         return storms;
+    }
+
+    /** The command line of one mode's server after its class name ({@link LoadServer} or {@link ReactorLoadServer}). */
+    List<String> serverArguments(String mode, int engineWorkers, Path certPem, Path keyPem) {
+        List<String> args = new ArrayList<>(List.of("--mode", mode));
+        if (!ReactorLoadServer.MODES.contains(mode)) {
+            args.addAll(List.of("--engine", HarnessOptions.EngineKind.software.name()));
+        }
+        args.addAll(List.of("--workers", Integer.toString(engineWorkers), "--threads", "1", "--inline-below-us",
+                Long.toString(inlineBelow.micros), "--cert", certPem.toString(), "--key", keyPem.toString()));
+        return args;
     }
 
     private Storm storm(String key, String server, Running r, int round, int order) throws Exception {

@@ -14,14 +14,11 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.KeyPair;
-import java.security.PrivateKey;
-import java.security.cert.X509Certificate;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.Callable;
-import io.asyncctx.engine.PemKeys;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -43,8 +40,8 @@ public final class LoadHarness implements Callable<Integer> {
 
     @Option(names = "--modes", split = ",", description = "Example-server modes to run, in order: inline, blocking, "
             + "offload-fd, offload-callback, offload-fd-inline (offload-fd with InlinePolicy.belowMeasuredCost("
-            + "--inline-below-us)), offload-fd-fair (offload-fd with --handshake-steps-per-turn); a suffix @N runs the mode with a simulated engine latency of N ms only "
-            + "(default: ${DEFAULT-VALUE}; 'none' for none).")
+            + "--inline-below-us)), offload-fd-fair (offload-fd with --handshake-steps-per-turn); a suffix @N runs the "
+            + "mode with a simulated engine latency of N ms only (default: ${DEFAULT-VALUE}; 'none' for none).")
     List<String> modes = List.of("inline", "blocking", "offload-fd", "offload-callback");
 
     @Option(names = "--in-process", description = "Run the example servers inside this JVM (CPU per handshake then "
@@ -54,17 +51,16 @@ public final class LoadHarness implements Callable<Integer> {
     @Option(names = "--engine", description = "One of ${COMPLETION-CANDIDATES} (default: ${DEFAULT-VALUE}).")
     HarnessOptions.EngineKind engine = HarnessOptions.EngineKind.software;
 
-    @Option(names = "--latency-ms", split = ",", description = "Simulated engine latencies: each mode without an @N "
-            + "suffix runs once per latency, side by side (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--latency-ms", split = ",", converter = HarnessOptions.ZeroOrMore.class,
+            description = "Simulated engine latencies: each mode without an @N suffix runs once per latency, side by "
+                    + "side (default: ${DEFAULT-VALUE}).")
     List<Integer> latenciesMillis = List.of(5);
 
-    @Option(names = "--inline-below-us", description = "Mode offload-fd-inline: sign inline the signature schemes "
-            + "whose measured cost is below this many microseconds (default: ${DEFAULT-VALUE}).")
-    long inlineBelowMicros = LoadServer.DEFAULT_INLINE_BELOW_MICROS;
+    @CommandLine.Mixin
+    HarnessOptions.InlineBelow inlineBelow = new HarnessOptions.InlineBelow();
 
-    @Option(names = "--handshake-steps-per-turn", description = "Mode offload-fd-fair: handshake steps per server "
-            + "event-loop iteration (OffloadConfig.handshakeStepsPerLoopTurn) (default: ${DEFAULT-VALUE}).")
-    int handshakeStepsPerTurn = LoadServer.DEFAULT_HANDSHAKE_STEPS_PER_TURN;
+    @CommandLine.Mixin
+    HarnessOptions.HandshakeSteps handshakeSteps = new HarnessOptions.HandshakeSteps();
 
     @Option(names = "--rate", split = ",", description = "Storm rates, total handshakes/s: every server runs once per "
             + "rate, in order. 0 = no limit (saturation); N = N/s; P%% = P percent of the rate the first server "
@@ -75,13 +71,11 @@ public final class LoadHarness implements Callable<Integer> {
     @CommandLine.Mixin
     HarnessOptions.Workers engineWorkers = new HarnessOptions.Workers();
 
+    @CommandLine.Mixin
+    HarnessOptions.Loops loops = new HarnessOptions.Loops();
+
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
-
-    private int workers;
-
-    @Option(names = "--threads", description = "Server event loops (default: ${DEFAULT-VALUE}).")
-    int threads = 1;
 
     @Option(names = "--key-type", description = "rsa (RSA-2048) | ec (ECDSA P-256) for the generated certificate "
             + "(default: ${DEFAULT-VALUE}).")
@@ -111,41 +105,49 @@ public final class LoadHarness implements Callable<Integer> {
             + "1 worker, TLS 1.3.")
     Path nginx;
 
-    @Option(names = "--duration", description = "Measured seconds per server (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--duration", converter = HarnessOptions.PositiveSeconds.class,
+            description = "Measured seconds per server (default: ${DEFAULT-VALUE}).")
     double durationSeconds = 10;
 
-    @Option(names = "--warmup", description = "Unmeasured seconds per server first (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--warmup", converter = HarnessOptions.Seconds.class,
+            description = "Unmeasured seconds per server first (default: ${DEFAULT-VALUE}).")
     double warmupSeconds = 5;
 
-    @Option(names = "--concurrency", description = "Clients handshaking at once (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--concurrency", converter = HarnessOptions.ZeroOrMore.class,
+            description = "Clients handshaking at once (default: ${DEFAULT-VALUE}).")
     int concurrency = 64;
 
-    @Option(names = "--established", description = "Established keep-alive connections (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--established", converter = HarnessOptions.ZeroOrMore.class,
+            description = "Established keep-alive connections (default: ${DEFAULT-VALUE}).")
     int established = 4;
 
-    @Option(names = "--request-interval-ms", description = "Pace of each established connection (default: "
-            + "${DEFAULT-VALUE}).")
+    @Option(names = "--request-interval-ms", converter = HarnessOptions.OneOrMore.class,
+            description = "Pace of each established connection (default: ${DEFAULT-VALUE}).")
     int requestIntervalMillis = 10;
 
-    @Option(names = "--burst", description = "Open-loop bursts: this many new connections (full TLS 1.3 handshake, "
-            + "one GET, close) opened at once every --burst-interval-ms; 0 for none (default: ${DEFAULT-VALUE}). "
-            + "Runs besides the storm of --concurrency clients: give --concurrency 0 for bursts alone.")
+    @Option(names = "--burst", converter = HarnessOptions.ZeroOrMore.class, description = "Open-loop bursts: this "
+            + "many new connections (full TLS 1.3 handshake, one GET, close) opened at once every --burst-interval-ms; "
+            + "0 for none (default: ${DEFAULT-VALUE}). Runs besides the storm of --concurrency clients: give "
+            + "--concurrency 0 for bursts alone.")
     int burst;
 
-    @Option(names = "--burst-interval-ms", description = "Time between two bursts (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--burst-interval-ms", converter = HarnessOptions.OneOrMore.class,
+            description = "Time between two bursts (default: ${DEFAULT-VALUE}).")
     int burstIntervalMillis = 1000;
 
-    @Option(names = "--rounds", description = "Rounds: with more than 1, every server is started at once and kept up "
-            + "(side by side), each round runs them all in an order that rotates every round, and a summary of the "
-            + "medians over rounds (established p50/p99/max, handshakes/s, p99 against --baseline paired by round) is "
-            + "printed and written to NAME-summary.csv (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--rounds", converter = HarnessOptions.OneOrMore.class, description = "Rounds: with more than 1, "
+            + "every server is started at once and kept up (side by side), each round runs them all in an order that "
+            + "rotates every round, and a summary of the medians over rounds (established p50/p99/max, handshakes/s, "
+            + "p99 against --baseline paired by round) is printed and written to NAME-summary.csv "
+            + "(default: ${DEFAULT-VALUE}).")
     int rounds = 1;
 
-    @Option(names = "--baseline", description = "The label the summary's p99 ratio is taken against "
-            + "(default: ${DEFAULT-VALUE}).")
+    @Option(names = "--baseline", description = "With --rounds above 1: the label the summary's p99 ratio is taken "
+            + "against, one of the servers run (default: ${DEFAULT-VALUE}).")
     String baseline = "blocking";
 
-    @Option(names = "--client-threads", description = "Storm client event loops (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--client-threads", converter = HarnessOptions.OneOrMore.class,
+            description = "Storm client event loops (default: ${DEFAULT-VALUE}).")
     int clientThreads = 1;
 
     @Option(names = "--out", description = "Directory for the CSV and the chart (default: ${DEFAULT-VALUE}).")
@@ -154,120 +156,51 @@ public final class LoadHarness implements Callable<Integer> {
     @Option(names = "--name", description = "File name stem of the CSV and PNG (default: ${DEFAULT-VALUE}).")
     String name = "load";
 
+    /** The files of --cert and --key, read and matched by {@link #validate}; null for a generated certificate. */
+    private HarnessOptions.Pem givenPem;
+
+    /** --target split by {@link #validate}. */
+    private String targetHost;
+    private int targetPort;
+
     /** Runs the harness; exits with its code. */
     public static void main(String[] args) {
-        System.exit(new CommandLine(new LoadHarness()).execute(args));
+        System.exit(HarnessOptions.commandLine(new LoadHarness()).execute(args));
     }
 
     /** What to start, by label. */
     private record Target(String label, String mode, String engine, Starter starter) {
     }
 
+    /** Starts one server with the certificate and key of the run. */
     @FunctionalInterface
     private interface Starter {
-        Running start() throws Exception;
+        Running start(HarnessOptions.Pem pem) throws Exception;
     }
 
     @Override
     public Integer call() throws Exception {
+        List<Target> targets = validate();
+        // From here on, work: the output directory, the certificate, the servers.
         System.setProperty("java.awt.headless", "true");
-        workers = engineWorkers.validated(spec);
-        HarnessOptions.checkRates(spec, rates);
-        List<String> spawnCommand = null;
-        if (spawnServer != null) {
-            try {
-                spawnCommand = HarnessOptions.splitCommand(spawnServer);
-            } catch (IllegalArgumentException e) {
-                throw new CommandLine.ParameterException(spec.commandLine(), "--spawn-server: " + e.getMessage());
-            }
-            if (spawnCommand.isEmpty()) {
-                throw new CommandLine.ParameterException(spec.commandLine(), "--spawn-server: empty command");
-            }
-        }
-        if (nginx != null && !Files.isExecutable(nginx)) {
-            throw new CommandLine.ParameterException(spec.commandLine(), "--nginx " + nginx + ": not an executable "
-                    + "file (install nginx or give its path)");
-        }
         Files.createDirectories(out);
-        Path certPem;
-        Path keyPem;
-        if ((cert == null) != (key == null)) {
-            throw new CommandLine.ParameterException(new CommandLine(this), "give --cert and --key together");
-        }
-        if (cert != null) {
-            certPem = cert.toAbsolutePath();
-            keyPem = key.toAbsolutePath();
-        } else {
-            certPem = out.resolve(name + "-cert.pem").toAbsolutePath();
-            keyPem = out.resolve(name + "-key.pem").toAbsolutePath();
+        HarnessOptions.Pem pem = givenPem;
+        if (pem == null) {
+            Path certPem = out.resolve(name + "-cert.pem").toAbsolutePath();
+            Path keyPem = out.resolve(name + "-key.pem").toAbsolutePath();
             writeSelfSigned(keyType, certPem, keyPem);
+            pem = HarnessOptions.readPem(spec, certPem, keyPem);
         }
-        X509Certificate[] chain = PemKeys.readCertificates(certPem).toArray(new X509Certificate[0]);
-        PrivateKey pk = PemKeys.readPrivateKey(keyPem);
-        String keyLabel = pk.getAlgorithm().equals("RSA") ? "RSA-2048" : "ECDSA P-256";
-        boolean simulated = engine == HarnessOptions.EngineKind.simulated;
-        if (latenciesMillis.isEmpty() || latenciesMillis.stream().anyMatch(l -> l < 0)) {
-            throw new CommandLine.ParameterException(new CommandLine(this), "--latency-ms " + latenciesMillis
-                    + ": expected one or more latencies of 0 ms or more");
-        }
-        String engineLabel = simulated ? "simulated " + latenciesMillis.stream().map(String::valueOf)
-                .reduce((a, b) -> a + "/" + b).orElseThrow() + " ms" : "software";
-
-        List<Target> targets = new ArrayList<>();
-        for (String spec : modes) {
-            if (spec.equals("none")) {
-                continue;
-            }
-            int at = spec.indexOf('@');
-            String m = at < 0 ? spec : spec.substring(0, at);
-            if (!LoadServer.MODES.contains(m)) {
-                throw new CommandLine.ParameterException(new CommandLine(this), "--modes " + spec
-                        + ": expected one of " + LoadServer.MODES + ", optionally with @LATENCY_MS");
-            }
-            List<Integer> lats;
-            try {
-                lats = at < 0 ? latenciesMillis : List.of(Integer.parseInt(spec.substring(at + 1)));
-            } catch (NumberFormatException e) {
-                throw new CommandLine.ParameterException(new CommandLine(this), "--modes " + spec
-                        + ": expected MODE@LATENCY_MS, e.g. blocking@5");
-            }
-            if (!simulated) {
-                lats = List.of(latenciesMillis.get(0));
-            }
-            boolean suffix = simulated && (at >= 0 || latenciesMillis.size() > 1);
-            for (int lat : lats) {
-                String label = suffix ? m + "@" + lat + "ms" : m;
-                String rowEngine = simulated ? "simulated " + lat + " ms" : "software";
-                targets.add(new Target(label, m, rowEngine, inProcess ? () -> inProcess(m, lat, chain, pk)
-                        : () -> spawnMode(m, lat, certPem, keyPem)));
-            }
-        }
-        if (spawnCommand != null) {
-            List<String> command = spawnCommand;
-            targets.add(new Target(targetName, "spawned", "-", () -> ServerProcesses.spawn(command, true)));
-        }
-        if (target != null) {
-            targets.add(new Target(targetName, "external", "-", this::external));
-        }
-        if (nginx != null) {
-            targets.add(new Target("nginx", "nginx", "-",
-                    () -> ServerProcesses.startNginx(nginx, out.resolve("nginx"), certPem, keyPem)));
-        }
-        if (targets.isEmpty()) {
-            throw new CommandLine.ParameterException(new CommandLine(this), "nothing to measure: give --modes, "
-                    + "--target, --spawn-server or --nginx");
-        }
-
-        if (rounds < 1 || burst < 0 || burstIntervalMillis < 1) {
-            throw new CommandLine.ParameterException(new CommandLine(this), "expected --rounds >= 1, --burst >= 0 and "
-                    + "--burst-interval-ms >= 1");
-        }
+        String keyLabel = pem.key().getAlgorithm().equals("RSA") ? "RSA-2048" : "ECDSA P-256";
+        String engineLabel = engine == HarnessOptions.EngineKind.simulated ? "simulated " + latenciesMillis.stream()
+                .map(String::valueOf).reduce((a, b) -> a + "/" + b).orElseThrow() + " ms" : "software";
         System.out.println("machine: " + Machine.describe() + ", load average before: " + Machine.loadAverage());
         System.out.printf(Locale.ROOT, "key %s, engine %s, %d server loop(s), concurrency %d, rates %s, "
-                        + "%d established connections every %d ms, %.1f s measured after %.1f s warm-up, servers %s, "
-                        + "offload-fd-inline below %d us, offload-fd-fair %d handshake steps per loop turn%n", keyLabel, engineLabel, threads, concurrency,
-                rates, established, requestIntervalMillis, durationSeconds, warmupSeconds,
-                inProcess ? "in this JVM" : "in their own processes", inlineBelowMicros, handshakeStepsPerTurn);
+                + "%d established connections every %d ms, %.1f s measured after %.1f s warm-up, servers %s, "
+                + "offload-fd-inline below %d us, offload-fd-fair %d handshake steps per loop turn%n", keyLabel,
+                engineLabel, loops.threads, concurrency, rates, established, requestIntervalMillis, durationSeconds,
+                warmupSeconds, inProcess ? "in this JVM" : "in their own processes", inlineBelow.micros,
+                handshakeSteps.steps);
         if (burst > 0 || rounds > 1) {
             System.out.printf(Locale.ROOT, "bursts of %d new connections every %d ms; %d round(s)%s%n", burst,
                     burstIntervalMillis, rounds, rounds > 1 ? ", servers side by side, order rotating" : "");
@@ -284,7 +217,7 @@ public final class LoadHarness implements Callable<Integer> {
                 }
                 if (rounds == 1) {
                     for (Target t : targets) {
-                        try (Running r = t.starter().start()) {
+                        try (Running r = t.starter().start(pem)) {
                             ResultsWriter.Row row = measure(client, t, r, rate, keyLabel, 0);
                             rows.add(row);
                             if (rate == 0 && Double.isNaN(firstUnlimited)) {
@@ -297,7 +230,7 @@ public final class LoadHarness implements Callable<Integer> {
                 List<Running> running = new ArrayList<>();
                 try {
                     for (Target t : targets) {
-                        running.add(t.starter().start());
+                        running.add(t.starter().start(pem));
                     }
                     List<ResultsWriter.Row> theseRows = new ArrayList<>();
                     for (int round = 0; round < rounds; round++) {
@@ -333,9 +266,125 @@ public final class LoadHarness implements Callable<Integer> {
         Path png = out.resolve(name + ".png");
         ResultsWriter.writeCsv(csv, rows);
         ResultsWriter.writeChart(png, rows, keyLabel + ", engine " + engineLabel + ", " + concurrency
-                + " handshaking clients, " + threads + " server loop(s)");
+                + " handshaking clients, " + loops.threads + " server loop(s)");
         System.out.println("wrote " + csv + " and " + png);
         return 0;
+    }
+
+    /**
+     * Checks the whole command line, what picocli could not check option by option, and returns the servers to
+     * measure: nothing is written, generated, bound or spawned before every option is known to be good.
+     */
+    private List<Target> validate() {
+        HarnessOptions.checkRates(spec, rates);
+        HarnessOptions.checkOut(spec, out);
+        HarnessOptions.checkName(spec, name);
+        if (latenciesMillis.isEmpty()) {
+            throw HarnessOptions.refuse(spec, "--latency-ms: expected one or more latencies of 0 ms or more");
+        }
+        if (concurrency == 0 && burst == 0 && established == 0) {
+            throw HarnessOptions.refuse(spec, "--concurrency 0, --burst 0 and --established 0: nothing would "
+                    + "connect; give one of them above 0");
+        }
+        List<String> spawnCommand = null;
+        if (spawnServer != null) {
+            try {
+                spawnCommand = HarnessOptions.splitCommand(spawnServer);
+            } catch (IllegalArgumentException e) {
+                throw HarnessOptions.refuse(spec, "--spawn-server: " + e.getMessage());
+            }
+            if (spawnCommand.isEmpty()) {
+                throw HarnessOptions.refuse(spec, "--spawn-server: empty command (give the server's command line)");
+            }
+            HarnessOptions.checkExecutable(spec, "--spawn-server", spawnCommand.get(0), "the first word is the "
+                    + "server's program: a path, or a name on PATH");
+        }
+        if (nginx != null) {
+            HarnessOptions.checkExecutable(spec, "--nginx", nginx.toString(), "install nginx or give its path");
+        }
+        if ((cert == null) != (key == null)) {
+            throw HarnessOptions.refuse(spec, "--cert and --key go together: give both, or neither for a generated "
+                    + "certificate (--key-type)");
+        }
+        if (cert != null) {
+            givenPem = HarnessOptions.readPem(spec, cert, key);
+        }
+        if (target != null) {
+            int colon = target.lastIndexOf(':');
+            int port = -1;
+            try {
+                port = colon > 0 ? Integer.parseInt(target.substring(colon + 1)) : -1;
+            } catch (NumberFormatException e) {
+                // refused below
+            }
+            if (port < 1 || port > 65535) {
+                throw HarnessOptions.refuse(spec, "--target " + target + ": expected host:port, e.g. "
+                        + "127.0.0.1:8443");
+            }
+            targetHost = target.substring(0, colon);
+            targetPort = port;
+        }
+        if (serverPid != null) {
+            if (target == null) {
+                throw HarnessOptions.refuse(spec, "--server-pid " + serverPid + ": goes with --target (a spawned "
+                        + "server's CPU is counted without it)");
+            }
+            if (ProcessHandle.of(serverPid).isEmpty()) {
+                throw HarnessOptions.refuse(spec, "--server-pid " + serverPid + ": no such process (give the pid of "
+                        + "--target's server)");
+            }
+        }
+
+        boolean simulated = engine == HarnessOptions.EngineKind.simulated;
+        List<Target> targets = new ArrayList<>();
+        for (String modeSpec : modes) {
+            if (modeSpec.equals("none")) {
+                continue;
+            }
+            int at = modeSpec.indexOf('@');
+            String m = at < 0 ? modeSpec : modeSpec.substring(0, at);
+            if (!LoadServer.MODES.contains(m)) {
+                throw HarnessOptions.refuse(spec, "--modes " + modeSpec + ": expected one of " + LoadServer.MODES
+                        + ", optionally with @LATENCY_MS, or none");
+            }
+            List<Integer> lats;
+            try {
+                lats = at < 0 ? latenciesMillis : List.of(new HarnessOptions.ZeroOrMore()
+                        .convert(modeSpec.substring(at + 1)));
+            } catch (CommandLine.TypeConversionException e) {
+                throw HarnessOptions.refuse(spec, "--modes " + modeSpec + ": expected MODE@LATENCY_MS with a latency "
+                        + "of 0 ms or more, e.g. blocking@5");
+            }
+            if (!simulated) {
+                lats = List.of(latenciesMillis.get(0));
+            }
+            boolean suffix = simulated && (at >= 0 || latenciesMillis.size() > 1);
+            for (int lat : lats) {
+                String label = suffix ? m + "@" + lat + "ms" : m;
+                String rowEngine = simulated ? "simulated " + lat + " ms" : "software";
+                targets.add(new Target(label, m, rowEngine, inProcess ? pem -> inProcess(m, lat, pem)
+                        : pem -> spawnMode(m, lat, pem)));
+            }
+        }
+        if (spawnCommand != null) {
+            List<String> command = spawnCommand;
+            targets.add(new Target(targetName, "spawned", "-", pem -> ServerProcesses.spawn(command, true)));
+        }
+        if (target != null) {
+            targets.add(new Target(targetName, "external", "-", pem -> external()));
+        }
+        if (nginx != null) {
+            targets.add(new Target("nginx", "nginx", "-",
+                    pem -> ServerProcesses.startNginx(nginx, out.resolve("nginx"), pem.certFile(), pem.keyFile())));
+        }
+        if (targets.isEmpty()) {
+            throw HarnessOptions.refuse(spec, "nothing to measure: give --modes, --target, --spawn-server or --nginx");
+        }
+        if (rounds > 1 && targets.stream().noneMatch(t -> RoundsSummary.matches(t.label(), baseline))) {
+            throw HarnessOptions.refuse(spec, "--baseline " + baseline + ": no server of that label runs; give "
+                    + "--baseline one of " + targets.stream().map(Target::label).toList());
+        }
+        return targets;
     }
 
     /** One measured window against one running server. */
@@ -347,7 +396,7 @@ public final class LoadHarness implements Callable<Integer> {
         LoadClient.Result res = client.run(s, seconds(warmupSeconds), seconds(durationSeconds), r.cpu());
         String label = rate > 0 ? t.label() + " " + Math.round(rate) + "/s" : t.label();
         ResultsWriter.Row row = new ResultsWriter.Row(label, t.mode(), t.engine(), keyLabel, concurrency,
-                established, threads, res, res.probeCpuSeconds()[0], r.cpuScope(), Machine.loadAverage(), rate,
+                established, loops.threads, res, res.probeCpuSeconds()[0], r.cpuScope(), Machine.loadAverage(), rate,
                 round);
         System.out.println((rounds > 1 ? "round " + round + " " : "") + row.describe());
         System.out.flush();
@@ -359,22 +408,20 @@ public final class LoadHarness implements Callable<Integer> {
     }
 
     static void writeSelfSigned(HarnessOptions.KeyType keyType, Path certPem, Path keyPem) throws Exception {
-        CertificateBuilder.Algorithm alg = switch (keyType) {
-            case rsa -> CertificateBuilder.Algorithm.rsa2048;
-            case ec -> CertificateBuilder.Algorithm.ecp256;
-        };
         X509Bundle b = new CertificateBuilder().subject("CN=localhost").addSanDnsName("localhost")
-                .addSanIpAddress("127.0.0.1").setIsCertificateAuthority(true).algorithm(alg).buildSelfSigned();
+                .addSanIpAddress("127.0.0.1").setIsCertificateAuthority(true).algorithm(keyType.algorithm)
+                .buildSelfSigned();
         Files.writeString(certPem, b.getCertificatePEM(), StandardCharsets.US_ASCII);
         Files.writeString(keyPem, b.getPrivateKeyPEM(), StandardCharsets.US_ASCII);
     }
 
-    private Running inProcess(String mode, int latencyMillis, X509Certificate[] chain, PrivateKey pk)
-            throws Exception {
-        AsyncEngine e = LoadServer.newEngine(engine.name(), latencyMillis, workers, new KeyPair(chain[0].getPublicKey(), pk));
+    private Running inProcess(String mode, int latencyMillis, HarnessOptions.Pem pem) throws Exception {
+        AsyncEngine e = LoadServer.newEngine(engine, latencyMillis, engineWorkers.workers,
+                new KeyPair(pem.chain()[0].getPublicKey(), pem.key()));
         ExampleServer server;
         try {
-            server = LoadServer.start(mode, threads, 0, e, chain, pk, inlineBelowMicros, handshakeStepsPerTurn);
+            server = LoadServer.start(mode, loops.threads, 0, e, pem.chain(), pem.key(), inlineBelow.micros,
+                    handshakeSteps.steps);
         } catch (Exception | Error ex) {
             e.close();
             throw ex;
@@ -387,32 +434,29 @@ public final class LoadHarness implements Callable<Integer> {
         });
     }
 
-    private Running spawnMode(String mode, int latencyMillis, Path certPem, Path keyPem) throws Exception {
+    private Running spawnMode(String mode, int latencyMillis, HarnessOptions.Pem pem) throws Exception {
         String java = ProcessHandle.current().info().command().orElse("java");
         List<String> cmd = new ArrayList<>(List.of(java, ProcessCpu.FIXED_COMPILER_THREADS, "-cp",
-                System.getProperty("java.class.path"),
-                LoadServer.class.getName(), "--mode", mode, "--engine", engine.name(), "--latency-ms",
-                Integer.toString(latencyMillis), "--workers", Integer.toString(workers), "--threads",
-                Integer.toString(threads), "--inline-below-us", Long.toString(inlineBelowMicros),
-                "--handshake-steps-per-turn", Integer.toString(handshakeStepsPerTurn), "--cert",
-                certPem.toString(), "--key", keyPem.toString()));
+                System.getProperty("java.class.path"), LoadServer.class.getName()));
+        cmd.addAll(loadServerArguments(mode, latencyMillis, pem));
         return ServerProcesses.spawn(cmd, false);
     }
 
-    private Running external() {
-        int colon = target.lastIndexOf(':');
-        if (colon < 0) {
-            throw new CommandLine.ParameterException(new CommandLine(this), "--target " + target
-                    + ": expected host:port");
-        }
-        String host = target.substring(0, colon);
-        int port = Integer.parseInt(target.substring(colon + 1));
-        if (serverPid == null) {
-            return new Simple(host, port, () -> 0, "unknown (no --server-pid)", () -> { });
-        }
-        long pid = serverPid;
-        return new Simple(host, port, () -> ProcessCpu.treeCpuNanos(pid), "server process tree", () -> { });
+    /** {@link LoadServer}'s command line for one mode, after its class name: the harness's own settings. */
+    List<String> loadServerArguments(String mode, int latencyMillis, HarnessOptions.Pem pem) {
+        return List.of("--mode", mode, "--engine", engine.name(), "--latency-ms", Integer.toString(latencyMillis),
+                "--workers", Integer.toString(engineWorkers.workers), "--threads", Integer.toString(loops.threads),
+                "--inline-below-us", Long.toString(inlineBelow.micros), "--handshake-steps-per-turn",
+                Integer.toString(handshakeSteps.steps), "--cert", pem.certFile().toString(), "--key",
+                pem.keyFile().toString());
     }
 
-
+    private Running external() {
+        if (serverPid == null) {
+            return new Simple(targetHost, targetPort, () -> 0, "unknown (no --server-pid)", () -> { });
+        }
+        long pid = serverPid;
+        return new Simple(targetHost, targetPort, () -> ProcessCpu.treeCpuNanos(pid), "server process tree",
+                () -> { });
+    }
 }

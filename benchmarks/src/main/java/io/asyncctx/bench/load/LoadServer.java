@@ -3,7 +3,6 @@ package io.asyncctx.bench.load;
 import io.asyncctx.engine.AsyncEngine;
 import io.asyncctx.engine.CryptoProviders;
 import io.asyncctx.engine.JcaKeySigner;
-import io.asyncctx.engine.PemKeys;
 import io.asyncctx.testkit.SimulatedAcceleratorEngine;
 import io.asyncctx.engine.SoftwareEngine;
 import io.asyncctx.examples.ExampleServer;
@@ -30,56 +29,68 @@ import picocli.CommandLine.Option;
  * <p>Threading: {@link #call()} runs on the main thread and waits on standard input; the server runs on its event
  * loops.
  */
-@Command(name = "load-server", mixinStandardHelpOptions = true,
+@Command(name = "load-server", mixinStandardHelpOptions = true, sortOptions = false,
         description = "The example server in one mode, for the load harness.")
 public final class LoadServer implements Callable<Integer> {
 
-    @Option(names = "--mode", required = true, description = "inline | blocking | offload-fd | offload-callback | "
-            + "offload-fd-inline (offload-fd with an InlinePolicy: --inline-below-us) | offload-fd-fair (offload-fd "
-            + "with OffloadConfig.handshakeStepsPerLoopTurn: --handshake-steps-per-turn)")
+    @Option(names = "--mode", required = true, converter = Modes.class, completionCandidates = Modes.class,
+            description = "One of: ${COMPLETION-CANDIDATES}. offload-fd-inline is offload-fd with an InlinePolicy "
+                    + "(--inline-below-us), offload-fd-fair offload-fd with OffloadConfig.handshakeStepsPerLoopTurn "
+                    + "(--handshake-steps-per-turn).")
     String mode;
 
-    @Option(names = "--engine", description = "software | simulated (default: ${DEFAULT-VALUE}).")
-    String engine = "software";
+    @Option(names = "--engine", description = "One of ${COMPLETION-CANDIDATES} (default: ${DEFAULT-VALUE}).")
+    HarnessOptions.EngineKind engine = HarnessOptions.EngineKind.software;
 
-    @Option(names = "--latency-ms", description = "Latency of the simulated engine (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--latency-ms", converter = HarnessOptions.ZeroOrMore.class,
+            description = "Latency of the simulated engine (default: ${DEFAULT-VALUE}).")
     int latencyMillis = 5;
 
-    @Option(names = "--workers", description = "Software engine workers (default: cores).")
-    int workers = Runtime.getRuntime().availableProcessors();
+    @CommandLine.Mixin
+    HarnessOptions.Workers workers = new HarnessOptions.Workers();
 
-    @Option(names = "--threads", description = "Event loops (default: ${DEFAULT-VALUE}).")
-    int threads = 1;
+    @CommandLine.Mixin
+    HarnessOptions.Loops loops = new HarnessOptions.Loops();
 
-    @Option(names = "--inline-below-us", description = "Mode offload-fd-inline: sign inline the schemes whose "
-            + "measured cost is below this many microseconds (default: ${DEFAULT-VALUE}).")
-    long inlineBelowMicros = DEFAULT_INLINE_BELOW_MICROS;
+    @CommandLine.Mixin
+    HarnessOptions.InlineBelow inlineBelow = new HarnessOptions.InlineBelow();
 
-    @Option(names = "--handshake-steps-per-turn", description = "Mode offload-fd-fair: handshake steps per event-loop "
-            + "iteration (default: ${DEFAULT-VALUE}).")
-    int handshakeStepsPerTurn = DEFAULT_HANDSHAKE_STEPS_PER_TURN;
+    @CommandLine.Mixin
+    HarnessOptions.HandshakeSteps handshakeSteps = new HarnessOptions.HandshakeSteps();
 
-    @Option(names = "--port", description = "Port, 0 for any (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--port", converter = HarnessOptions.Port.class,
+            description = "Port, 0 for any (default: ${DEFAULT-VALUE}).")
     int port;
 
     @Option(names = "--cert", required = true, description = "PEM certificate chain.")
     Path cert;
 
-    @Option(names = "--key", required = true, description = "PEM private key.")
+    @Option(names = "--key", required = true, description = "PEM private key of --cert.")
     Path key;
+
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    /** {@code --mode}: one of {@link #MODES}. */
+    static final class Modes extends HarnessOptions.OneOf {
+        Modes() {
+            super(MODES);
+        }
+    }
 
     /** Runs the server process. */
     public static void main(String[] args) {
-        System.exit(new CommandLine(new LoadServer()).execute(args));
+        System.exit(HarnessOptions.commandLine(new LoadServer()).execute(args));
     }
 
     @Override
     public Integer call() throws Exception {
-        X509Certificate[] chain = PemKeys.readCertificates(cert).toArray(new X509Certificate[0]);
-        PrivateKey pk = PemKeys.readPrivateKey(key);
-        try (AsyncEngine e = newEngine(engine, latencyMillis, workers, new KeyPair(chain[0].getPublicKey(), pk));
-             ExampleServer server = start(mode, threads, port, e, chain, pk, inlineBelowMicros,
-                     handshakeStepsPerTurn)) {
+        // picocli checked every option's value; what is left is the files, before the engine and the port
+        HarnessOptions.Pem pem = HarnessOptions.readPem(spec, cert, key);
+        try (AsyncEngine e = newEngine(engine, latencyMillis, workers.workers, new KeyPair(pem.chain()[0]
+                .getPublicKey(), pem.key()));
+             ExampleServer server = start(mode, loops.threads, port, e, pem.chain(), pem.key(), inlineBelow.micros,
+                     handshakeSteps.steps)) {
             System.out.println("listening on https://127.0.0.1:" + server.port() + " pid "
                     + ProcessHandle.current().pid()
                     + " (mode " + mode + ", engine " + e.name() + (server.asyncContext() == null ? ""
@@ -101,12 +112,6 @@ public final class LoadServer implements Callable<Integer> {
     /** The modes the harness knows. */
     static final List<String> MODES = List.of("inline", "blocking", "offload-fd", "offload-callback",
             "offload-fd-inline", "offload-fd-fair");
-
-    /** The bound of mode offload-fd-fair unless given. */
-    static final int DEFAULT_HANDSHAKE_STEPS_PER_TURN = 2;
-
-    /** The threshold of mode offload-fd-inline unless given: keeps ECDSA P-256 / Ed25519 inline, offloads RSA. */
-    static final long DEFAULT_INLINE_BELOW_MICROS = 30;
 
     /**
      * Starts the example server on 127.0.0.1 in one of {@link #MODES}; {@code inlineBelowMicros} applies to mode
@@ -146,16 +151,15 @@ public final class LoadServer implements Callable<Integer> {
     }
 
     /** A software engine, or a simulated accelerator that computes real signatures after a fixed latency. */
-    static AsyncEngine newEngine(String kind, int latencyMillis, int workers, KeyPair keys) {
+    static AsyncEngine newEngine(HarnessOptions.EngineKind kind, int latencyMillis, int workers, KeyPair keys) {
         return switch (kind) {
-            case "software" -> SoftwareEngine.builder().keyPair(keys).workers(workers)
+            case software -> SoftwareEngine.builder().keyPair(keys).workers(workers)
                     .provider(CryptoProviders.Choice.AUTO).build();
-            case "simulated" -> SimulatedAcceleratorEngine.builder().name("simulated")
+            case simulated -> SimulatedAcceleratorEngine.builder().name("simulated")
                     .latency(Duration.ofMillis(latencyMillis)).ringSize(16384)
                     .signer(JcaKeySigner.withJdkFallback(keys.getPrivate(), keys.getPublic(),
                             CryptoProviders.select(CryptoProviders.Choice.AUTO)))
                     .build();
-            default -> throw new IllegalArgumentException("engine " + kind + ": expected software or simulated");
         };
     }
 }

@@ -60,22 +60,24 @@ import picocli.CommandLine.Option;
         description = "Many handshakes paused at once on one loop: library heap per paused connection, fd count.")
 public final class PausedHandshakesProbe implements Callable<Integer> {
 
-    @Option(names = "--connections", description = "Handshakes to pause at once (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--connections", converter = HarnessOptions.OneOrMore.class,
+            description = "Handshakes to pause at once (default: ${DEFAULT-VALUE}).")
     int connections = 10_000;
 
-    @Option(names = "--latency-s", description = "Engine latency: how long each stays paused (default: "
-            + "${DEFAULT-VALUE}).")
+    @Option(names = "--latency-s", converter = HarnessOptions.OneOrMore.class, description = "Engine latency: how "
+            + "long each stays paused (default: ${DEFAULT-VALUE}).")
     int latencySeconds = 40;
 
-    @Option(names = "--fd-mode", description = "SHARED_PER_LOOP | PER_CTX (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--fd-mode", description = "One of ${COMPLETION-CANDIDATES} (default: ${DEFAULT-VALUE}).")
     FdMode fdMode = FdMode.SHARED_PER_LOOP;
 
-    @Option(names = "--client-of", hidden = true, description = "Internal: run only the client against this port.")
+    @Option(names = "--client-of", hidden = true, converter = HarnessOptions.Port.class,
+            description = "Internal: run only the client against this port.")
     int clientOf;
 
     /** Runs the probe. */
     public static void main(String[] args) {
-        System.exit(new CommandLine(new PausedHandshakesProbe()).execute(args));
+        System.exit(HarnessOptions.commandLine(new PausedHandshakesProbe()).execute(args));
     }
 
     @Override

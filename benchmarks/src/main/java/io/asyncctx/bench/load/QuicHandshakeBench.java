@@ -30,9 +30,12 @@ import java.net.InetSocketAddress;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
+import java.util.concurrent.Callable;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Parameters;
 
 /**
  * QUIC handshakes per second and server CPU per handshake: offload (a {@link QuicAsyncSslContext}, one software-engine
@@ -45,7 +48,20 @@ import java.util.concurrent.atomic.AtomicLong;
  *
  * <p>Threading: main thread only; the loops run the handshakes.
  */
-public final class QuicHandshakeBench {
+@Command(name = "QuicHandshakeBench", mixinStandardHelpOptions = true,
+        description = "QUIC handshakes/s and server CPU per handshake: offload against QUIC's inline signing.")
+public final class QuicHandshakeBench implements Callable<Integer> {
+
+    @Parameters(index = "0", arity = "0..1", description = "Key: ${COMPLETION-CANDIDATES} (default: ${DEFAULT-VALUE}).")
+    HarnessOptions.KeyType key = HarnessOptions.KeyType.rsa;
+
+    @Parameters(index = "1", arity = "0..1", converter = HarnessOptions.OneOrMore.class,
+            description = "Measured rounds (default: ${DEFAULT-VALUE}).")
+    int rounds = 7;
+
+    @Parameters(index = "2", arity = "0..1", converter = HarnessOptions.OneOrMore.class,
+            description = "Seconds per variant and round (default: ${DEFAULT-VALUE}).")
+    int seconds = 5;
 
     /** Does nothing: the benchmark measures handshakes only. */
     @ChannelHandler.Sharable
@@ -54,16 +70,15 @@ public final class QuicHandshakeBench {
 
     private static final Idle IDLE = new Idle();
 
-    private QuicHandshakeBench() {
+    /** Runs the benchmark; exits with its code. */
+    public static void main(String[] args) {
+        System.exit(HarnessOptions.commandLine(new QuicHandshakeBench()).execute(args));
     }
 
-    public static void main(String[] args) throws Exception {
-        String key = args.length > 0 ? args[0] : "rsa";
-        int rounds = args.length > 1 ? Integer.parseInt(args[1]) : 7;
-        int seconds = args.length > 2 ? Integer.parseInt(args[2]) : 5;
+    @Override
+    public Integer call() throws Exception {
         X509Bundle cert = new CertificateBuilder().subject("CN=localhost").addSanDnsName("localhost")
-                .setIsCertificateAuthority(true).algorithm(key.equals("rsa") ? CertificateBuilder.Algorithm.rsa2048
-                        : CertificateBuilder.Algorithm.ecp256).buildSelfSigned();
+                .setIsCertificateAuthority(true).algorithm(key.algorithm).buildSelfSigned();
         List<double[]> offload = new ArrayList<>();
         List<double[]> inline = new ArrayList<>();
         round(cert, true, 2);
@@ -77,6 +92,7 @@ public final class QuicHandshakeBench {
         System.out.printf(Locale.ROOT, "%s medians over %d rounds of %d s: offload %.0f handshakes/s, %.0f us server "
                 + "CPU/handshake; inline %.0f handshakes/s, %.0f us server CPU/handshake%n", key, rounds, seconds,
                 median(offload, 0), median(offload, 1), median(inline, 0), median(inline, 1));
+        return 0;
     }
 
     private static double median(List<double[]> v, int i) {

@@ -1,7 +1,6 @@
 package io.asyncctx.bench.load;
 
 import io.asyncctx.engine.AsyncEngine;
-import io.asyncctx.engine.PemKeys;
 import io.asyncctx.netty.AsyncSslContext;
 import io.asyncctx.netty.AsyncSslContextBuilder;
 import io.asyncctx.netty.InlinePolicy;
@@ -53,46 +52,46 @@ public final class ReactorLoadServer implements Callable<Integer> {
     static final List<String> MODES = List.of("reactor-stock", "reactor-stock-flush", "reactor-offload",
             "reactor-offload-inline");
 
-    @Option(names = "--mode", required = true, description = "One of: ${COMPLETION-CANDIDATES}.",
-            completionCandidates = Modes.class)
+    @Option(names = "--mode", required = true, converter = Modes.class, completionCandidates = Modes.class,
+            description = "One of: ${COMPLETION-CANDIDATES}.")
     String mode;
 
-    @Option(names = "--workers", description = "Software engine workers (default: ${DEFAULT-VALUE}).")
-    int workers = 2;
+    @CommandLine.Mixin
+    HarnessOptions.Workers workers = new HarnessOptions.Workers();
 
-    @Option(names = "--threads", description = "Event loops (default: ${DEFAULT-VALUE}).")
-    int threads = 1;
+    @CommandLine.Mixin
+    HarnessOptions.Loops loops = new HarnessOptions.Loops();
 
-    @Option(names = "--inline-below-us", description = "Mode reactor-offload-inline: the inline policy's threshold "
-            + "(default: ${DEFAULT-VALUE}).")
-    long inlineBelowMicros = LoadServer.DEFAULT_INLINE_BELOW_MICROS;
+    @CommandLine.Mixin
+    HarnessOptions.InlineBelow inlineBelow = new HarnessOptions.InlineBelow();
 
     @Option(names = "--cert", required = true, description = "PEM certificate chain.")
     Path cert;
 
-    @Option(names = "--key", required = true, description = "PEM private key.")
+    @Option(names = "--key", required = true, description = "PEM private key of --cert.")
     Path key;
 
-    static final class Modes implements Iterable<String> {
-        @Override
-        public java.util.Iterator<String> iterator() {
-            return MODES.iterator();
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    /** {@code --mode}: one of {@link #MODES}. */
+    static final class Modes extends HarnessOptions.OneOf {
+        Modes() {
+            super(MODES);
         }
     }
 
     /** Runs the server process. */
     public static void main(String[] args) {
-        System.exit(new CommandLine(new ReactorLoadServer()).execute(args));
+        System.exit(HarnessOptions.commandLine(new ReactorLoadServer()).execute(args));
     }
 
     @Override
     public Integer call() throws Exception {
-        if (!MODES.contains(mode)) {
-            throw new CommandLine.ParameterException(new CommandLine(this), "--mode " + mode + ": expected one of "
-                    + MODES);
-        }
-        X509Certificate[] chain = PemKeys.readCertificates(cert).toArray(new X509Certificate[0]);
-        PrivateKey pk = PemKeys.readPrivateKey(key);
+        // picocli checked every option's value; what is left is the files, before the engine and the port
+        HarnessOptions.Pem pem = HarnessOptions.readPem(spec, cert, key);
+        X509Certificate[] chain = pem.chain();
+        PrivateKey pk = pem.key();
         ApplicationProtocolConfig alpn = new ApplicationProtocolConfig(ApplicationProtocolConfig.Protocol.ALPN,
                 ApplicationProtocolConfig.SelectorFailureBehavior.NO_ADVERTISE,
                 ApplicationProtocolConfig.SelectedListenerFailureBehavior.ACCEPT,
@@ -104,27 +103,29 @@ public final class ReactorLoadServer implements Callable<Integer> {
             ctx = SslContextBuilder.forServer(pk, chain).sslProvider(SslProvider.OPENSSL)
                     .applicationProtocolConfig(alpn).build();
         } else {
-            engine = LoadServer.newEngine("software", 0, workers, new KeyPair(chain[0].getPublicKey(), pk));
+            engine = LoadServer.newEngine(HarnessOptions.EngineKind.software, 0, workers.workers,
+                    new KeyPair(chain[0].getPublicKey(), pk));
             InlinePolicy inline = mode.equals("reactor-offload-inline")
-                    ? InlinePolicy.belowMeasuredCost(Duration.ofNanos(inlineBelowMicros * 1000)) : InlinePolicy.never();
+                    ? InlinePolicy.belowMeasuredCost(Duration.ofNanos(inlineBelow.micros * 1000))
+                    : InlinePolicy.never();
             async = AsyncSslContextBuilder.forServer(engine, chain).applicationProtocolConfig(alpn)
                     .offloadConfig(OffloadConfig.builder().notify(OffloadConfig.Notify.FD).build())
                     .inlinePolicy(inline).build();
             ctx = async;
         }
         // Named so that ProcessCpu counts these threads as the event loop ("EventLoop-epoll-1").
-        LoopResources loops = LoopResources.create("EventLoop", 1, threads, true);
+        LoopResources loopResources = LoopResources.create("EventLoop", 1, loops.threads, true);
         byte[] body = "hello\n".getBytes(StandardCharsets.US_ASCII);
         SslContext tls = ctx;
         boolean flushTickets = mode.equals("reactor-stock-flush");
-        DisposableServer server = HttpServer.create().host("127.0.0.1").port(0).runOn(loops)
+        DisposableServer server = HttpServer.create().host("127.0.0.1").port(0).runOn(loopResources)
                 .doOnChannelInit((observer, channel, remote) -> {
                     if (flushTickets) {
                         channel.pipeline().addAfter(NettyPipeline.SslHandler, "tickets", new SessionTicketFlusher());
                     }
                 })
                 .protocol(HttpProtocol.HTTP11, HttpProtocol.H2)
-                .secure(spec -> spec.sslContext(tls))
+                .secure(ssl -> ssl.sslContext(tls))
                 .handle((req, res) -> res.header("content-type", "text/plain")
                         .sendByteArray(Mono.just(body)))
                 .bindNow();
@@ -143,7 +144,7 @@ public final class ReactorLoadServer implements Callable<Integer> {
             }
         } finally {
             server.disposeNow();
-            loops.disposeLater().block(Duration.ofSeconds(10));
+            loopResources.disposeLater().block(Duration.ofSeconds(10));
             if (engine != null) {
                 engine.close();
             }

@@ -92,7 +92,8 @@ final class RoundsSummary {
         Files.write(file, all, StandardCharsets.UTF_8);
     }
 
-    private static boolean matches(String label, String baseline) {
+    /** Whether {@code label} is the baseline's, or the baseline's with a latency or rate suffix. */
+    static boolean matches(String label, String baseline) {
         return label.equals(baseline) || label.startsWith(baseline + "@") || label.startsWith(baseline + " ");
     }
 
