@@ -57,11 +57,13 @@ final class DemoCommand implements Callable<Integer> {
             + "${DEFAULT-VALUE}).")
     String requestInterval = "10ms";
 
-    @Option(names = "--key-type", description = "rsa (RSA-2048) | ec (ECDSA P-256) (default: ${DEFAULT-VALUE}).")
-    String keyType = "rsa";
+    @Option(names = "--key-type", description = "rsa (RSA-2048) | ec (ECDSA P-256) (default: rsa).",
+            converter = Choices.DemoKeyTypeChoice.class, completionCandidates = Choices.DemoKeyTypeChoice.class)
+    Choices.KeyType keyType = Choices.KeyType.RSA;
 
-    @Option(names = "--engine", description = "software | simulated | both (default: ${DEFAULT-VALUE}).")
-    String engine = "both";
+    @Option(names = "--engine", description = "software | simulated | both (default: both).",
+            converter = Choices.DemoEnginesChoice.class, completionCandidates = Choices.DemoEnginesChoice.class)
+    Choices.DemoEngines engine = Choices.DemoEngines.BOTH;
 
     @Option(names = "--latency-ms", description = "Service latency of the simulated accelerator (default: "
             + "${DEFAULT-VALUE}).")
@@ -95,14 +97,8 @@ final class DemoCommand implements Callable<Integer> {
             throw new BadFlagException("--concurrency, --threads, --client-threads and --workers must be at least 1, "
                     + "--established, --latency-ms and --rate at least 0");
         }
-        boolean software = engine.equals("software") || engine.equals("both");
-        boolean simulated = engine.equals("simulated") || engine.equals("both");
-        if (!software && !simulated) {
-            throw new BadFlagException("--engine " + engine + ": expected software, simulated or both");
-        }
-        if (!keyType.equals("rsa") && !keyType.equals("ec")) {
-            throw new BadFlagException("--key-type " + keyType + ": expected rsa or ec");
-        }
+        boolean software = engine != Choices.DemoEngines.SIMULATED;
+        boolean simulated = engine != Choices.DemoEngines.SOFTWARE;
         KeyMaterial keys = KeyMaterial.selfSigned(keyType);
         String simName = "simulated " + latencyMillis + " ms";
         List<Scenario> scenarios = new ArrayList<>();
@@ -129,7 +125,7 @@ final class DemoCommand implements Callable<Integer> {
         System.out.printf(Locale.ROOT, "key %s, %d server loop(s), %d client storm loop(s) + 1 for the established "
                         + "connections, %d clients handshaking at once (full TLS 1.3 handshakes, no resumption), "
                         + "%s, %d established connections doing GET / every %d ms; %s measured per scenario after %s "
-                        + "warm-up%n", keyType.equals("rsa") ? "RSA-2048" : "ECDSA P-256", threads, clientThreads,
+                        + "warm-up%n", keyType.label, threads, clientThreads,
                 concurrency, rate > 0 ? String.format(Locale.ROOT, "at most %.0f handshakes/s", rate) : "no rate limit",
                 established, interval.toMillis(), fmt(dur), fmt(warm));
         System.out.flush();

@@ -41,8 +41,10 @@ import picocli.CommandLine.Option;
  */
 final class EngineOptions {
 
-    @Option(names = "--engine", description = "software | simulated | pkcs11 (default: ${DEFAULT-VALUE}).")
-    String engine = "software";
+    @Option(names = "--engine", converter = Choices.EngineChoice.class,
+            completionCandidates = Choices.EngineChoice.class,
+            description = "software | simulated | pkcs11 (default: ${DEFAULT-VALUE}).")
+    Choices.EngineKind engine = Choices.EngineKind.SOFTWARE;
 
     @Option(names = "--cert", description = "PEM certificate chain (default: a fresh self-signed certificate; with "
             + "pkcs11: the chain stored on the token).")
@@ -59,20 +61,23 @@ final class EngineOptions {
     private String keyUri;
 
     @Option(names = "--key-type", description = "Key of the generated certificate: rsa | ec | p384 | ed25519 "
-            + "(default: ${DEFAULT-VALUE}).")
-    String keyType = "rsa";
+            + "(default: rsa).", converter = Choices.KeyTypeChoice.class,
+            completionCandidates = Choices.KeyTypeChoice.class)
+    Choices.KeyType keyType = Choices.KeyType.RSA;
 
     @Option(names = "--workers", description = "Worker threads of the engine: software workers, simulated signers, "
             + "pkcs11 token sessions (default: cores).")
     int workers = Runtime.getRuntime().availableProcessors();
 
     @Option(names = "--provider", description = "accp | jdk: crypto provider of the software and simulated engines "
-            + "(default: accp when it loads).")
-    String provider;
+            + "(default: accp when it loads).", converter = Choices.ProviderChoice.class,
+            completionCandidates = Choices.ProviderChoice.class)
+    CryptoProviders.Choice provider;
 
     @Option(names = "--fd-mode", description = "shared | per-ctx: one eventfd per event loop, or one per connection "
-            + "(default: shared).")
-    String fdMode;
+            + "(default: shared).", converter = Choices.FdModeChoice.class,
+            completionCandidates = Choices.FdModeChoice.class)
+    FdMode fdMode;
 
     @Option(names = "--latency-ms", description = "simulated: service latency of every key operation in ms "
             + "(default: 1).")
@@ -113,7 +118,7 @@ final class EngineOptions {
     KeyMaterial keyMaterial() {
         splitKeyArg();
         checkEngineFlags();
-        if ("pkcs11".equals(engine)) {
+        if (engine == Choices.EngineKind.PKCS11) {
             return pkcs11KeyMaterial();
         }
         if ((cert == null) != (key == null)) {
@@ -139,7 +144,7 @@ final class EngineOptions {
         splitKeyArg();
         checkEngineFlags();
         return switch (engine) {
-            case "software" -> {
+            case SOFTWARE -> {
                 try {
                     yield SoftwareEngine.builder().keyPair(keys.keyPair()).workers(workers)
                             .provider(providerChoice()).fdMode(fdModeChoice()).build();
@@ -149,13 +154,12 @@ final class EngineOptions {
                             + e.getMessage());
                 }
             }
-            case "simulated" -> createSimulated(keys);
-            case "pkcs11" -> {
+            case SIMULATED -> createSimulated(keys);
+            case PKCS11 -> {
                 Pkcs11Engine e = openedPkcs11 != null ? openedPkcs11 : openPkcs11();
                 openedPkcs11 = null;
                 yield e;
             }
-            default -> throw new IllegalStateException(engine); // checkEngineFlags refused it
         };
     }
 
@@ -174,9 +178,6 @@ final class EngineOptions {
         if (pinOnCommandLine != null) {
             checkEngineFlags(); // refuses it with the explanation
         }
-        if (!engine.equals("software") && !engine.equals("simulated") && !engine.equals("pkcs11")) {
-            throw new BadFlagException("--engine " + engine + ": expected software, simulated or pkcs11");
-        }
         if (workers < 1) {
             throw new BadFlagException("--workers " + workers + ": expected at least 1");
         }
@@ -186,14 +187,12 @@ final class EngineOptions {
         if (pkcs11PinFile != null && pkcs11PinEnv != null) {
             throw new BadFlagException("give one of --pkcs11-pin-file and --pkcs11-pin-env");
         }
-        fdModeChoice();
-        providerChoice();
-        if (engine.equals("pkcs11")) {
+        if (engine == Choices.EngineKind.PKCS11) {
             throw new BadFlagException("--engine pkcs11 with --site: give each key on a token as a pkcs11: URI in its "
                     + "--site (NAME,CERT,'pkcs11:token=...;object=...'); --engine chooses the engine of PEM keys "
                     + "(software or simulated)");
         }
-        if (!engine.equals("simulated") && (latencyMs != null || ringSize != null)) {
+        if (engine != Choices.EngineKind.SIMULATED && (latencyMs != null || ringSize != null)) {
             throw new BadFlagException("--latency-ms and --ring-size configure --engine simulated (engine is "
                     + engine + ")");
         }
@@ -251,7 +250,7 @@ final class EngineOptions {
             throw new IllegalArgumentException(keyFile + ": " + e.getMessage(), e);
         }
         KeyMaterial km = new KeyMaterial(chain, pk);
-        if (engine.equals("simulated")) {
+        if (engine == Choices.EngineKind.SIMULATED) {
             return createSimulated(km);
         }
         return SoftwareEngine.builder().keyPair(km.keyPair()).workers(workers).name("software:" + name)
@@ -287,11 +286,11 @@ final class EngineOptions {
         }
         if (Pkcs11Uri.isPkcs11Uri(keyArg)) {
             keyUri = keyArg;
-            if (engine.equals("simulated")) {
+            if (engine == Choices.EngineKind.SIMULATED) {
                 throw new BadFlagException("--key " + keyArg + ": a PKCS#11 URI needs --engine pkcs11 (engine is "
                         + engine + ")");
             }
-            engine = "pkcs11";
+            engine = Choices.EngineKind.PKCS11;
         } else {
             key = Path.of(keyArg);
         }
@@ -398,13 +397,10 @@ final class EngineOptions {
                     + "history); put it in a file readable by the server only (--pkcs11-pin-file FILE) or in an "
                     + "environment variable (--pkcs11-pin-env VAR)");
         }
-        if (!engine.equals("software") && !engine.equals("simulated") && !engine.equals("pkcs11")) {
-            throw new BadFlagException("--engine " + engine + ": expected software, simulated or pkcs11");
-        }
         if (workers < 1) {
             throw new BadFlagException("--workers " + workers + ": expected at least 1");
         }
-        if (!engine.equals("simulated") && (latencyMs != null || ringSize != null)) {
+        if (engine != Choices.EngineKind.SIMULATED && (latencyMs != null || ringSize != null)) {
             throw new BadFlagException("--latency-ms and --ring-size configure --engine simulated (engine is "
                     + engine + ")");
         }
@@ -416,32 +412,17 @@ final class EngineOptions {
         }
         boolean anyPkcs11 = pkcs11Library != null || pkcs11Token != null || pkcs11Slot != null
                 || pkcs11PinFile != null || pkcs11PinEnv != null || pkcs11KeyLabel != null;
-        if (!engine.equals("pkcs11") && anyPkcs11) {
+        if (engine != Choices.EngineKind.PKCS11 && anyPkcs11) {
             throw new BadFlagException("--pkcs11-* flags configure --engine pkcs11 (engine is " + engine + ")");
         }
-        fdModeChoice();
     }
 
     private FdMode fdModeChoice() {
-        if (fdMode == null) {
-            return FdMode.SHARED_PER_LOOP;
-        }
-        return switch (fdMode) {
-            case "shared" -> FdMode.SHARED_PER_LOOP;
-            case "per-ctx" -> FdMode.PER_CTX;
-            default -> throw new BadFlagException("--fd-mode " + fdMode + ": expected shared or per-ctx");
-        };
+        return fdMode == null ? FdMode.SHARED_PER_LOOP : fdMode;
     }
 
     private CryptoProviders.Choice providerChoice() {
-        if (provider == null) {
-            return CryptoProviders.Choice.AUTO;
-        }
-        return switch (provider) {
-            case "accp" -> CryptoProviders.Choice.ACCP;
-            case "jdk" -> CryptoProviders.Choice.JDK;
-            default -> throw new BadFlagException("--provider " + provider + ": expected accp or jdk");
-        };
+        return provider == null ? CryptoProviders.Choice.AUTO : provider;
     }
 
     private static X509Certificate[] readChain(Path pem) throws Exception {

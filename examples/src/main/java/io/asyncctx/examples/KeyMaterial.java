@@ -19,21 +19,19 @@ import java.security.cert.X509Certificate;
 record KeyMaterial(X509Certificate[] chain, PrivateKey privateKey) {
 
     /** A fresh self-signed certificate for localhost and 127.0.0.1 with a new key of the given type. */
-    static KeyMaterial selfSigned(String keyType) {
+    static KeyMaterial selfSigned(Choices.KeyType keyType) {
         CertificateBuilder.Algorithm alg = switch (keyType) {
-            case "rsa", "rsa2048" -> CertificateBuilder.Algorithm.rsa2048;
-            case "ec", "ecdsa", "p256" -> CertificateBuilder.Algorithm.ecp256;
-            case "p384" -> CertificateBuilder.Algorithm.ecp384;
-            case "ed25519" -> CertificateBuilder.Algorithm.ed25519;
-            default -> throw new BadFlagException("--key-type " + keyType + ": expected rsa, ec (P-256), p384 or "
-                    + "ed25519");
+            case RSA -> CertificateBuilder.Algorithm.rsa2048;
+            case EC -> CertificateBuilder.Algorithm.ecp256;
+            case P384 -> CertificateBuilder.Algorithm.ecp384;
+            case ED25519 -> CertificateBuilder.Algorithm.ed25519;
         };
         try {
             X509Bundle b = new CertificateBuilder().subject("CN=localhost").addSanDnsName("localhost")
                     .addSanIpAddress("127.0.0.1").setIsCertificateAuthority(true).algorithm(alg).buildSelfSigned();
             return new KeyMaterial(new X509Certificate[] {b.getCertificate()}, b.getKeyPair().getPrivate());
         } catch (Exception e) {
-            throw new IllegalStateException("cannot create a self-signed " + keyType + " certificate: " + e, e);
+            throw new IllegalStateException("cannot create a self-signed " + keyType.label + " certificate: " + e, e);
         }
     }
 

@@ -34,17 +34,17 @@ final class ServerCommand implements Callable<Integer> {
     @Option(names = "--host", description = "Address to bind (default: ${DEFAULT-VALUE}).")
     String host = "127.0.0.1";
 
-    @Option(names = "--mode", converter = ModeConverter.class, completionCandidates = ModeConverter.class,
+    @Option(names = "--mode", converter = Choices.ModeChoice.class, completionCandidates = Choices.ModeChoice.class,
             description = "${COMPLETION-CANDIDATES} (default: offload).")
     ExampleServer.Mode mode = ExampleServer.Mode.OFFLOAD;
 
-    @Option(names = "--notify", converter = NotifyConverter.class, completionCandidates = NotifyConverter.class,
+    @Option(names = "--notify", converter = Choices.NotifyChoice.class, completionCandidates = Choices.NotifyChoice.class,
             description = "${COMPLETION-CANDIDATES}: how a finished operation resumes its handshake (default: fd, or "
                     + "callback on nio).")
     OffloadConfig.Notify notify;
 
-    @Option(names = "--transport", converter = TransportConverter.class,
-            completionCandidates = TransportConverter.class,
+    @Option(names = "--transport", converter = Choices.TransportChoice.class,
+            completionCandidates = Choices.TransportChoice.class,
             description = "${COMPLETION-CANDIDATES} (default: epoll).")
     ExampleServer.Transport transport = ExampleServer.Transport.EPOLL;
 
@@ -107,7 +107,7 @@ final class ServerCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        // Parsed and checked by picocli before call() runs (the converters below).
+        // Parsed and checked by picocli before call() runs (the converters in Choices).
         ExampleServer.Mode m = mode;
         ExampleServer.Transport t = transport;
         OffloadConfig.Notify n = notify != null ? notify
@@ -251,61 +251,5 @@ final class ServerCommand implements Callable<Integer> {
     /** An enum constant as the command line spells it: lower case. */
     static String label(Enum<?> e) {
         return e.name().toLowerCase(java.util.Locale.ROOT);
-    }
-
-    /** {@code --mode}: offload, inline or blocking; a bad value is refused before any work with what to write. */
-    static final class ModeConverter implements CommandLine.ITypeConverter<ExampleServer.Mode>, Iterable<String> {
-        @Override
-        public ExampleServer.Mode convert(String s) {
-            try {
-                return ExampleServer.Mode.parse(s);
-            } catch (IllegalArgumentException e) {
-                throw new CommandLine.TypeConversionException("--mode " + s + ": expected offload, inline or "
-                        + "blocking");
-            }
-        }
-
-        @Override
-        public java.util.Iterator<String> iterator() {
-            return List.of("offload", "inline", "blocking").iterator();
-        }
-    }
-
-    /** {@code --transport}: epoll, io_uring or nio. */
-    static final class TransportConverter implements CommandLine.ITypeConverter<ExampleServer.Transport>,
-            Iterable<String> {
-        @Override
-        public ExampleServer.Transport convert(String s) {
-            try {
-                return ExampleServer.Transport.parse(s);
-            } catch (IllegalArgumentException e) {
-                throw new CommandLine.TypeConversionException("--transport " + s + ": expected epoll, io_uring or "
-                        + "nio");
-            }
-        }
-
-        @Override
-        public java.util.Iterator<String> iterator() {
-            return List.of("epoll", "io_uring", "nio").iterator();
-        }
-    }
-
-    /** {@code --notify}: fd or callback (AUTO is what leaving it out means). */
-    static final class NotifyConverter implements CommandLine.ITypeConverter<OffloadConfig.Notify>,
-            Iterable<String> {
-        @Override
-        public OffloadConfig.Notify convert(String s) {
-            return switch (s) {
-                case "fd" -> OffloadConfig.Notify.FD;
-                case "callback" -> OffloadConfig.Notify.CALLBACK;
-                default -> throw new CommandLine.TypeConversionException("--notify " + s + ": expected fd or "
-                        + "callback");
-            };
-        }
-
-        @Override
-        public java.util.Iterator<String> iterator() {
-            return List.of("fd", "callback").iterator();
-        }
     }
 }
