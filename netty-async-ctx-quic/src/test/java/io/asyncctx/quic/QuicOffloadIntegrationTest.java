@@ -10,6 +10,7 @@ import io.asyncctx.netty.AsyncOffloadLoops;
 import io.asyncctx.netty.MicrometerOffloadMetrics;
 import io.asyncctx.netty.OffloadConfig;
 import io.asyncctx.netty.OffloadConfig.Notify;
+import io.asyncctx.testkit.Await;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import io.netty.channel.Channel;
 import io.netty.channel.IoEventLoop;
@@ -25,6 +26,7 @@ import io.netty.pkitesting.X509Bundle;
 import io.netty.util.concurrent.Future;
 
 import java.net.InetSocketAddress;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
@@ -132,13 +134,19 @@ class QuicOffloadIntegrationTest {
         boolean ok() throws Exception;
     }
 
+    /** Waits (bounded, {@link Await}) until {@code check} holds; an exception from the check ends the wait with it. */
     static void awaitTrue(String what, Check check) throws Exception {
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(40);
-        while (!check.ok()) {
-            if (System.nanoTime() > deadline) {
-                throw new AssertionError("timed out waiting for: " + what);
+        Exception[] thrown = new Exception[1];
+        Await.until(what, Duration.ofSeconds(40), () -> {
+            try {
+                return check.ok();
+            } catch (Exception e) {
+                thrown[0] = e;
+                return true;
             }
-            Thread.sleep(10);
+        });
+        if (thrown[0] != null) {
+            throw thrown[0];
         }
     }
 

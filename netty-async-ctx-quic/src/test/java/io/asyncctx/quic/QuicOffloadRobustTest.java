@@ -143,14 +143,19 @@ class QuicOffloadRobustTest {
                 awaitTrue("job paused in the engine", () -> engine.inFlight() == 1
                         && AsyncOffloadLoops.jobsInFlight(loop) == 1);
                 if (notify == Notify.FD) {
-                    assertTrue(AsyncOffloadLoops.registeredWaitFds(loop) >= 1, "the ctx's wait fd is registered");
+                    // Read on the loop, after the task that offered the operation: the job pauses and registers its
+                    // wait fd in that task, after the engine counted the operation in flight.
+                    assertTrue(loop.submit(() -> AsyncOffloadLoops.registeredWaitFds(loop)).get(10, TimeUnit.SECONDS)
+                            >= 1, "the ctx's wait fd is registered");
                 }
                 client.close().sync(); // vanishes: no CONNECTION_CLOSE reaches the server
                 awaitTrue("server gave the connection up and released its offload state", () ->
                         ctx.boundChannels() == 0 && AsyncOffloadLoops.openConnections(loop) == 0
                                 && AsyncOffloadLoops.jobsInFlight(loop) == 0
                                 && AsyncOffloadLoops.registeredWaitFds(loop) == 0 && engine.inFlight() == 0);
-                assertEquals(1, engine.cancelled(), "the engine was told to cancel the abandoned operation");
+                // The engine counts a cancel just after it takes the operation out of flight; nothing else can end a
+                // hung operation here.
+                awaitTrue("the engine was told to cancel the abandoned operation", () -> engine.cancelled() == 1);
                 assertTrue(connect.await(30, TimeUnit.SECONDS));
                 assertTrue(!connect.isSuccess());
                 server.close().sync();

@@ -13,6 +13,7 @@ import static org.junit.jupiter.api.Assertions.fail;
 import io.asyncctx.AsyncJob;
 import io.asyncctx.AsyncStartResult;
 import io.asyncctx.AsyncStatus;
+import io.asyncctx.testkit.Await;
 
 import java.io.IOException;
 import java.math.BigInteger;
@@ -26,6 +27,7 @@ import java.security.PublicKey;
 import java.security.SecureRandom;
 import java.security.Signature;
 import java.security.interfaces.RSAPublicKey;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
@@ -215,11 +217,9 @@ class SoftwareEngineTest {
                 closers.add(t);
             }
             go.countDown();
-            // The winner waits for the busy worker (TIMED_WAITING in join); the others have returned at once.
-            while (closers.stream().noneMatch(t -> t.getState() == Thread.State.TIMED_WAITING)
-                    && closers.stream().anyMatch(Thread::isAlive)) {
-                Thread.sleep(1);
-            }
+            // The winner interrupts the busy worker, whose signer gives up; the gate opens only after that, so the
+            // worker cannot finish its operation normally.
+            assertTrue(signer.interrupted.await(20, TimeUnit.SECONDS), "close() did not interrupt the busy worker");
             signer.release();
             for (Thread t : closers) {
                 t.join(30_000);
@@ -258,11 +258,8 @@ class SoftwareEngineTest {
 
             signer.release();
             assertEquals(AsyncStartResult.FINISH, first.awaitAndResume(j1));
-            long deadline = System.nanoTime() + EngineDriver.WAIT_NANOS;
-            while (engine.operationsCancelled() < 2 && System.nanoTime() - deadline < 0) {
-                Thread.onSpinWait();
-                Thread.yield();
-            }
+            Await.until("the worker skipped both abandoned operations",
+                    Duration.ofNanos(EngineDriver.WAIT_NANOS), () -> engine.operationsCancelled() >= 2);
             assertEquals(2, engine.operationsCancelled());
             assertEquals(0, engine.queued());
             assertEquals(1, signer.calls.get(), "only the live job was signed");
@@ -435,6 +432,8 @@ class SoftwareEngineTest {
         final AtomicInteger calls = new AtomicInteger();
         final java.util.concurrent.Semaphore entered = new java.util.concurrent.Semaphore(0);
         final CountDownLatch gate = new CountDownLatch(1);
+        /** Counted down when a blocked call was interrupted (and gave up). */
+        final CountDownLatch interrupted = new CountDownLatch(1);
 
         BlockingSigner(KeyPair keys) {
             delegate = new JcaKeySigner(keys.getPrivate(), keys.getPublic(), null);
@@ -465,6 +464,7 @@ class SoftwareEngineTest {
                 }
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
+                interrupted.countDown();
                 throw new ProviderException("interrupted while blocked", e);
             }
             return delegate.perform(operation);

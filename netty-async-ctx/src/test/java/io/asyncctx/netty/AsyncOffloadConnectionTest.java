@@ -325,14 +325,20 @@ class AsyncOffloadConnectionTest {
         onLoop(loop, conns.get(4)::close);
         assertInstanceOf(ClosedChannelException.class, futures.get(4).cause());
         assertEquals(2, (int) onLoop(loop, () -> AsyncOffloadLoops.jobsWaiting(loop)));
-        int done = 0;
-        while (done < 4) {
-            done += engine.completeAll();
-            Thread.sleep(1);
-        }
-        for (int i = 0; i < 4; i++) {
+        // Completing the two in the engine frees their slots: the two remaining waiters take them, in order.
+        assertEquals(2, engine.completeAll());
+        for (int i = 0; i < 2; i++) {
             assertArrayEquals(TestEngine.expected(op(i).input()), futures.get(i).get(10, TimeUnit.SECONDS));
         }
+        await("the waiters took the freed slots", () -> engine.pendingCount() == 2);
+        assertEquals(List.of(AsyncOffloadConnection.State.IN_ENGINE, AsyncOffloadConnection.State.IN_ENGINE),
+                onLoop(loop, () -> List.of(conns.get(2).state(), conns.get(3).state())));
+        assertEquals(0, (int) onLoop(loop, () -> AsyncOffloadLoops.jobsWaiting(loop)));
+        assertEquals(2, engine.completeAll());
+        for (int i = 2; i < 4; i++) {
+            assertArrayEquals(TestEngine.expected(op(i).input()), futures.get(i).get(10, TimeUnit.SECONDS));
+        }
+        assertEquals(4, engine.offers.get(), "the closed waiter never reached the engine");
         assertEquals(0, (int) onLoop(loop, () -> AsyncOffloadLoops.jobsInFlight(loop)));
         assertEquals(0, (int) onLoop(loop, () -> AsyncOffloadLoops.jobsWaiting(loop)));
         onLoop(loop, () -> conns.forEach(AsyncOffloadConnection::close));

@@ -1,5 +1,6 @@
 package io.asyncctx.netty;
 
+import io.asyncctx.testkit.Await;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.buffer.PooledByteBufAllocator;
@@ -14,6 +15,7 @@ import io.netty.util.ResourceLeakDetectorFactory;
 
 import java.lang.ref.WeakReference;
 import java.lang.reflect.Field;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.ConcurrentLinkedQueue;
@@ -160,8 +162,9 @@ public final class LeakCheck implements BeforeAllCallback, AfterAllCallback {
     }
 
     /**
-     * Leaks a tracked sentinel buffer and collects garbage, provoking the detectors, until its report arrives; then one
-     * more round for the detectors of other resource types. Bounded in rounds, not in time.
+     * Leaks a tracked sentinel buffer, collects garbage until it is gone, then provokes the detectors until its report
+     * arrives; then one more round for the detectors of other resource types. Each step is a bounded wait that fails
+     * when its event does not come: without the sentinel's report, no report proves nothing.
      */
     private static void awaitDetectorsDrained() throws InterruptedException {
         if (ResourceLeakDetector.getLevel() != ResourceLeakDetector.Level.PARANOID) {
@@ -170,18 +173,20 @@ public final class LeakCheck implements BeforeAllCallback, AfterAllCallback {
         }
         String hint = SENTINEL + SENTINELS.incrementAndGet();
         WeakReference<ByteBuf> sentinel = leakSentinel(hint);
-        for (int round = 0; round < 200 && !SENTINELS_REPORTED.contains(hint); round++) {
-            System.gc();
-            provoke();
-            if (sentinel.get() == null && !SENTINELS_REPORTED.contains(hint)) {
-                Thread.sleep(1); // cleared; the reference handler thread is queueing it
-            }
-        }
-        if (!SENTINELS_REPORTED.remove(hint)) {
-            throw new AssertionError("the buffer leak detector never reported LeakCheck's own sentinel leak ("
-                    + (sentinel.get() == null ? "collected" : "never collected") + "): cannot tell whether a leak was "
-                    + "missed; is -Dio.netty.leakDetection.level=paranoid set and explicit GC enabled?");
-        }
+        awaitCollected("LeakCheck's sentinel buffer (is explicit GC enabled?)", sentinel);
+        // The reference handler thread queues the detector's own reference to the buffer, and the detector polls its
+        // queue when it tracks a new buffer (provoke); collecting again costs little and does not rely on the
+        // detector's reference being cleared together with ours.
+        Await.until(() -> "the buffer leak detector never reported LeakCheck's own sentinel leak (collected): cannot "
+                + "tell whether a leak was missed; is -Dio.netty.leakDetection.level=paranoid set?",
+                Duration.ofSeconds(10), () -> {
+                    provoke();
+                    if (SENTINELS_REPORTED.remove(hint)) {
+                        return true;
+                    }
+                    System.gc();
+                    return false;
+                });
         System.gc();
         provoke();
     }
@@ -197,20 +202,19 @@ public final class LeakCheck implements BeforeAllCallback, AfterAllCallback {
     }
 
     /**
-     * Collects garbage until {@code ref} is cleared: a full collection ({@link System#gc()}, which the suite does not
-     * disable) clears a weak reference to an unreachable object, so this returns after one round unless something
-     * still holds the object; it gives up after a bounded number of rounds (not a time).
-     *
-     * @return true when the referent was collected
+     * Collects garbage until {@code ref} is cleared, failing naming {@code what} when it is not within 10 s: a full
+     * collection ({@link System#gc()}, which the suite does not disable) clears a weak reference to an unreachable
+     * object, so this returns after one round unless something still holds the object (for a while, a thread that is
+     * finishing: a loop's own).
      */
-    static boolean awaitCollected(java.lang.ref.Reference<?> ref) throws InterruptedException {
-        for (int round = 0; round < 50 && ref.get() != null; round++) {
-            System.gc();
-            if (ref.get() != null) {
-                Thread.sleep(1); // let finishing threads (a loop's own) drop their last references
+    static void awaitCollected(String what, java.lang.ref.Reference<?> ref) throws InterruptedException {
+        Await.until(() -> "still reachable after 10 s of garbage collections: " + what, Duration.ofSeconds(10), () -> {
+            if (ref.get() == null) {
+                return true;
             }
-        }
-        return ref.get() == null;
+            System.gc();
+            return ref.get() == null;
+        });
     }
 
     /** Each detector looks at its queue of collected, unreleased objects when it tracks a new one. */

@@ -265,7 +265,7 @@ class OffloadMetricsTest {
         }
         assertTrue(registry.find("asyncctx.jobs.started").tag("loop", loopName[0]).counter() != null,
                 "the loop's counters keep their totals");
-        assertTrue(LeakCheck.awaitCollected(ref), "the terminated loop is still reachable");
+        LeakCheck.awaitCollected("the terminated loop", ref);
     }
 
     private java.lang.ref.WeakReference<IoEventLoop> offloadOnANewGroupAndShutItDown(MicrometerOffloadMetrics m,

@@ -136,18 +136,23 @@ final class RobustClients {
             OutputStream out = s.getOutputStream();
             out.write(bytes);
             out.flush();
-            InputStream in = s.getInputStream();
-            byte[] buf = new byte[4096];
-            try {
-                while (in.read(buf) >= 0) {
-                    // drain the server's alert or handshake data until it closes
-                }
-                return true;
-            } catch (java.net.SocketTimeoutException e) {
-                return false;
-            } catch (IOException e) {
-                return true; // reset by the server: closed too
+            return awaitClose(s);
+        }
+    }
+
+    /** Reads from {@code s} until the server closes it; true when it closed within the socket timeout. */
+    static boolean awaitClose(Socket s) throws IOException {
+        InputStream in = s.getInputStream();
+        byte[] buf = new byte[4096];
+        try {
+            while (in.read(buf) >= 0) {
+                // drain the server's alert or handshake data until it closes
             }
+            return true;
+        } catch (java.net.SocketTimeoutException e) {
+            return false;
+        } catch (IOException e) {
+            return true; // reset by the server: closed too
         }
     }
 }

@@ -18,11 +18,15 @@ import io.asyncctx.netty.TlsFixtures.ProcessResult;
 import io.asyncctx.netty.TlsTestServer.Transport;
 import io.asyncctx.testkit.FaultInjectingEngine;
 import io.netty.channel.EventLoop;
+import io.netty.channel.IoEventLoop;
+import io.netty.channel.IoHandlerFactory;
 import io.netty.channel.MultiThreadIoEventLoopGroup;
+import io.netty.channel.SingleThreadIoEventLoop;
 import io.netty.channel.nio.NioIoHandler;
 import io.netty.handler.ssl.SslContext;
 import io.netty.pkitesting.X509Bundle;
 import io.netty.util.ReferenceCountUtil;
+import io.netty.util.concurrent.ScheduledFuture;
 
 import java.io.OutputStream;
 import java.net.Socket;
@@ -42,8 +46,8 @@ import org.junit.jupiter.api.extension.ExtendWith;
 
 /**
  * Backpressure through real TLS: with one job slot per loop, handshakes wait for it in arrival order while the loop
- * keeps serving an established keep-alive connection; EAGAIN retries are spaced by the configured backoff, doubling up
- * to the cap.
+ * keeps serving an established keep-alive connection; EAGAIN retries are scheduled after the configured backoff,
+ * doubling up to the cap (read from what the server's loop was asked to schedule, not from the wall clock).
  */
 @ExtendWith(LeakCheck.class)
 @Timeout(value = 60, unit = TimeUnit.SECONDS)
@@ -186,17 +190,30 @@ class RobustQueueingBackoffTest {
         Loops.awaitFds(fdsBefore);
     }
 
-    /** Answers EAGAIN a given number of times, recording when each offer came, then signs on its own thread. */
+    /** An offer to the engine, at {@link System#nanoTime()} {@code atNanos}. */
+    record Offer(long atNanos) {
+    }
+
+    /** A task scheduled on the server's loop with this delay. */
+    record Scheduled(long delayNanos) {
+    }
+
+    /**
+     * Answers EAGAIN a given number of times, recording each offer in {@code steps} (on the loop, so in order with
+     * what the loop schedules), then signs on its own thread.
+     */
     static final class EagainEngine extends AbstractAsyncEngine {
         final KeySigner signer;
         final int refusals;
-        final List<Long> offers = new CopyOnWriteArrayList<>();
+        final List<Object> steps;
+        private int offers;
         final ExecutorService worker = Executors.newSingleThreadExecutor();
 
-        EagainEngine(KeySigner signer, int refusals) {
+        EagainEngine(KeySigner signer, int refusals, List<Object> steps) {
             super("eagain", FdMode.PER_CTX);
             this.signer = signer;
             this.refusals = refusals;
+            this.steps = steps;
         }
 
         @Override
@@ -206,8 +223,8 @@ class RobustQueueingBackoffTest {
 
         @Override
         protected boolean offer(PendingOperation op) {
-            offers.add(System.nanoTime());
-            if (offers.size() <= refusals) {
+            steps.add(new Offer(System.nanoTime()));
+            if (++offers <= refusals) {
                 return false;
             }
             worker.execute(() -> {
@@ -227,32 +244,67 @@ class RobustQueueingBackoffTest {
         }
     }
 
+    /**
+     * One epoll loop that records, in {@code steps}, the delay of every task scheduled on it: a connection schedules
+     * its EAGAIN retries on its loop ({@link OperationTimers} is given the loop as its scheduler), so these are the
+     * delays the backoff asked for, whatever the machine's speed.
+     */
+    private static MultiThreadIoEventLoopGroup recordingGroup(List<Object> steps) {
+        return new MultiThreadIoEventLoopGroup(1, (Executor) null, Transport.EPOLL.factory(), steps) {
+            @Override
+            protected IoEventLoop newChild(Executor executor, IoHandlerFactory factory, Object... args) {
+                @SuppressWarnings("unchecked")
+                List<Object> out = (List<Object>) args[0];
+                return new SingleThreadIoEventLoop(this, executor, factory) {
+                    @Override
+                    public ScheduledFuture<?> schedule(Runnable task, long delay, TimeUnit unit) {
+                        out.add(new Scheduled(unit.toNanos(delay)));
+                        return super.schedule(task, delay, unit);
+                    }
+                };
+            }
+        };
+    }
+
     @Test
     void shouldSpaceEagainRetriesByTheBackoffDoublingUpToTheCap() throws Exception {
-        long initial = TimeUnit.MILLISECONDS.toNanos(2);
-        long max = TimeUnit.MILLISECONDS.toNanos(8);
         int refusals = 9; // uncapped, the delays would reach 2 << 8 = 512 ms
-        try (EagainEngine engine = new EagainEngine(signer(), refusals)) {
+        List<Object> steps = new CopyOnWriteArrayList<>();
+        try (EagainEngine engine = new EagainEngine(signer(), refusals, steps)) {
             AsyncSslContext ctx = AsyncSslContextBuilder.forServer(engine, cert.getCertificate())
-                    .offloadConfig(OffloadConfig.builder().eagainInitialBackoff(Duration.ofNanos(initial))
-                            .eagainMaxBackoff(Duration.ofNanos(max)).eagainMaxRetries(refusals).build())
+                    .offloadConfig(OffloadConfig.builder().eagainInitialBackoff(Duration.ofMillis(2))
+                            .eagainMaxBackoff(Duration.ofMillis(8)).eagainMaxRetries(refusals).build())
                     .build();
-            try (RobustTlsServer server = new RobustTlsServer(Transport.EPOLL, 1, ctx)) {
+            try (RobustTlsServer server = new RobustTlsServer(Transport.EPOLL, recordingGroup(steps), ctx,
+                    RobustTlsServer.HANDSHAKE_TIMEOUT_MILLIS)) {
                 ProcessResult r = TlsFixtures.sClient(server.port(), "-tls1_3");
                 assertTrue(r.output().contains("TLSv1.3 TLS_"), r.output());
             }
-            List<Long> t = engine.offers;
-            assertEquals(refusals + 1, t.size(), "the first try and one retry per EAGAIN");
-            StringBuilder gaps = new StringBuilder();
-            long expected = initial;
-            for (int i = 1; i < t.size(); i++) {
-                long gap = t.get(i) - t.get(i - 1);
-                gaps.append(gap / 1_000).append("us (>= ").append(expected / 1_000).append("us) ");
-                assertTrue(gap >= expected, "retry " + i + " came before its backoff: " + gaps);
-                assertTrue(gap < max + TimeUnit.MILLISECONDS.toNanos(250),
-                        "retry " + i + " waited far beyond the cap: " + gaps);
-                expected = Math.min(expected * 2, max);
+        }
+        // Split the loop's record at each offer: what each refused offer left scheduled before the next one came.
+        List<Long> offers = new ArrayList<>();
+        List<List<Long>> scheduledAfter = new ArrayList<>();
+        for (Object step : steps) {
+            if (step instanceof Offer o) {
+                offers.add(o.atNanos());
+                scheduledAfter.add(new ArrayList<>());
+            } else if (!offers.isEmpty()) {
+                scheduledAfter.get(scheduledAfter.size() - 1).add(((Scheduled) step).delayNanos());
             }
+        }
+        assertEquals(refusals + 1, offers.size(), "the first try and one retry per EAGAIN: " + steps);
+        // Each refusal scheduled exactly one task before the next offer: its retry, 2 ms doubling up to the 8 ms cap.
+        List<List<Long>> expected = new ArrayList<>();
+        for (long ms : new long[] {2, 4, 8, 8, 8, 8, 8, 8, 8}) {
+            expected.add(List.of(TimeUnit.MILLISECONDS.toNanos(ms)));
+        }
+        assertEquals(expected, scheduledAfter.subList(0, refusals), "the retry delays the loop was asked for");
+        // And the next offer came from that retry, not before it: one-sided, a slow machine only lengthens the gaps.
+        for (int i = 1; i < offers.size(); i++) {
+            long gap = offers.get(i) - offers.get(i - 1);
+            long delay = expected.get(i - 1).get(0);
+            assertTrue(gap >= delay, "retry " + i + " came " + gap / 1_000 + " us after the refusal, before its "
+                    + delay / 1_000 + " us backoff");
         }
     }
 }

@@ -64,6 +64,8 @@ final class RobustTlsServer implements AutoCloseable {
     final List<Channel> children = new CopyOnWriteArrayList<>();
     /** Bytes read from each accepted socket (by the transport, before TLS), in accept order. */
     final List<BytesRead> bytesRead = new CopyOnWriteArrayList<>();
+    /** The same counters by the peer's port (the client socket's local port). */
+    private final Map<Integer, BytesRead> bytesReadByPeerPort = new ConcurrentHashMap<>();
     final AtomicInteger accepted = new AtomicInteger();
     final AtomicInteger openChildren = new AtomicInteger();
     final Map<Outcome, LongAdder> outcomes = new ConcurrentHashMap<>();
@@ -72,10 +74,21 @@ final class RobustTlsServer implements AutoCloseable {
 
     RobustTlsServer(TlsTestServer.Transport transport, int threads, AsyncSslContext context)
             throws InterruptedException {
+        this(transport, new MultiThreadIoEventLoopGroup(threads, transport.factory()), context,
+                HANDSHAKE_TIMEOUT_MILLIS);
+    }
+
+    /**
+     * A server on {@code group}, whose loops are of {@code transport}'s kind (a test's own, such as loops that record
+     * what is scheduled on them); it shuts the group down on close. SslHandler's handshake timeout is
+     * {@code handshakeTimeoutMillis}.
+     */
+    RobustTlsServer(TlsTestServer.Transport transport, MultiThreadIoEventLoopGroup group, AsyncSslContext context,
+                    long handshakeTimeoutMillis) throws InterruptedException {
         for (Outcome o : Outcome.values()) {
             outcomes.put(o, new LongAdder());
         }
-        group = new MultiThreadIoEventLoopGroup(threads, transport.factory());
+        this.group = group;
         boolean success = false;
         try {
             serverChannel = new ServerBootstrap()
@@ -89,11 +102,15 @@ final class RobustTlsServer implements AutoCloseable {
                             ch.closeFuture().addListener(f -> openChildren.decrementAndGet());
                             SslHandler ssl = context.newHandler(ch.alloc());
                             AsyncOffloadHandler offload = AsyncSslContext.offloadHandlerOf(ssl);
-                            ssl.setHandshakeTimeoutMillis(HANDSHAKE_TIMEOUT_MILLIS);
+                            ssl.setHandshakeTimeoutMillis(handshakeTimeoutMillis);
                             handlers.add(offload);
                             children.add(ch);
                             BytesRead counter = new BytesRead();
                             bytesRead.add(counter);
+                            InetSocketAddress peer = ch.remoteAddress();
+                            if (peer != null) { // null on io_uring when the peer has reset already
+                                bytesReadByPeerPort.put(peer.getPort(), counter);
+                            }
                             ch.pipeline().addLast(counter, ssl);
                             ssl.handshakeFuture().addListener(f -> {
                                 Outcome o = f.isSuccess() ? Outcome.OK : classify(f.cause());
@@ -135,6 +152,19 @@ final class RobustTlsServer implements AutoCloseable {
         long get() {
             return bytes.get();
         }
+    }
+
+    /**
+     * Waits until the server has read at least {@code bytes} bytes from the client socket whose local port is
+     * {@code peerPort}. They are handed to the TLS handler in the same loop task that counts them, so whatever they
+     * start (a handshake step, an operation submitted to the engine) happens on the loop before it can see anything
+     * the client does afterwards (a reset). Any thread but the server's loops.
+     */
+    void awaitRead(int peerPort, int bytes) throws InterruptedException {
+        Loops.await("the server read " + bytes + " bytes from port " + peerPort, () -> {
+            BytesRead counter = bytesReadByPeerPort.get(peerPort);
+            return counter != null && counter.get() >= bytes;
+        });
     }
 
     int port() {

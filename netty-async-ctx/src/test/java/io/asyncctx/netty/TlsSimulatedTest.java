@@ -7,6 +7,7 @@ import io.asyncctx.engine.AbstractAsyncEngine.FdMode;
 import io.asyncctx.engine.AsyncEngine;
 import io.asyncctx.engine.CryptoProviders;
 import io.asyncctx.engine.JcaKeySigner;
+import io.asyncctx.testkit.FaultInjectingEngine;
 import io.asyncctx.testkit.SimulatedAcceleratorEngine;
 import io.asyncctx.netty.TlsFixtures.KeyKind;
 import io.asyncctx.netty.TlsTestServer.Transport;
@@ -54,7 +55,7 @@ import org.junit.jupiter.params.provider.EnumSource;
  * completes batches): on one event loop, handshakes that each wait 200 ms for their signature overlap instead of
  * queueing behind each other, while the naive baseline (the same engine called synchronously on the loop)
  * serializes them; a full ring answers EAGAIN and the handshakes still complete; and with a shared eventfd a thousand
- * paused handshakes cost the process one eventfd.
+ * paused handshakes (held by an engine that completes them when the test says) cost the process one eventfd.
  *
  * <p>The baseline is built here rather than taken from the examples module: a keyless BoringSSL context whose
  * {@link OpenSslAsyncPrivateKeyMethod} submits to the engine and blocks the event loop until it answers.
@@ -194,7 +195,9 @@ class TlsSimulatedTest {
     /**
      * A thousand handshakes paused at once on one loop: with {@link FdMode#SHARED_PER_LOOP} the process gains one
      * eventfd; with {@link FdMode#PER_CTX} (fewer connections, the contrast) one per paused connection. Sockets grow
-     * either way, so only {@code anon_inode:[eventfd]} entries are counted.
+     * either way, so only {@code anon_inode:[eventfd]} entries are counted. The engine holds every operation (a fault
+     * injecting engine whose operations all hang) until all n are paused, so the count is taken at that moment rather
+     * than sampled while a fixed latency runs out; then it completes them all.
      */
     @ParameterizedTest(name = "{0}")
     @EnumSource(FdMode.class)
@@ -206,41 +209,28 @@ class TlsSimulatedTest {
         int n = (int) Math.min(wanted, (limit - before - 500) / 2);
         System.out.printf("open-files limit %d, %d fds open, %d connections%n", limit, before, n);
         assertTrue(n >= 100, "the open-files limit " + limit + " is too low for this test; raise ulimit -n");
-        Duration latency = Duration.ofSeconds(4);
-        try (SimulatedAcceleratorEngine engine = engine(latency, 1024, mode)) {
+        try (FaultInjectingEngine engine = FaultInjectingEngine.builder().name("held").fdMode(mode).hangRate(1.0)
+                .signer(JcaKeySigner.withJdkFallback(cert.getKeyPair().getPrivate(), cert.getKeyPair().getPublic(),
+                        CryptoProviders.select(CryptoProviders.Choice.AUTO)))
+                .build()) {
             AsyncSslContext ctx = offloadContext(engine, OffloadConfig.builder().notify(OffloadConfig.Notify.FD)
-                    .operationTimeout(Duration.ofSeconds(30)).build());
+                    .operationTimeout(Duration.ofSeconds(60)).build());
             try (TlsTestServer server = new TlsTestServer(Transport.EPOLL, 1, ctx)) {
                 int eventfdsBefore = eventfdCount();
                 List<Channel> channels = connect(server.port(), n);
-                // Sampled while the handshakes run, instead of waiting for all n to be paused within the latency (a
-                // loaded machine may not connect them all that fast). Connections stay open until the end, so a
-                // per-ctx eventfd outlives its pause: at every sample, eventfds >= paused ones.
-                int maxEventfds = eventfdsBefore;
-                int maxPaused = 0;
-                boolean perCtxHeld = true;
-                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
-                while (server.handshakes.get() + server.handshakeFailures.get() < n) {
-                    int paused = engine.inFlight();
-                    int efds = eventfdCount();
-                    maxPaused = Math.max(maxPaused, paused);
-                    maxEventfds = Math.max(maxEventfds, efds);
-                    perCtxHeld &= efds >= eventfdsBefore + paused;
-                    assertTrue(System.nanoTime() < deadline, "handshakes did not finish");
-                    Thread.sleep(20);
-                }
-                System.out.printf("%s: %d handshakes, at most %d paused at once, eventfds %d -> at most %d, all fds "
-                        + "%d -> %d%n", mode, n, maxPaused, eventfdsBefore, maxEventfds, before, openFdCount());
-                assertTrue(engine.maxInFlight() >= Math.min(n, 50), "the handshakes overlapped in the engine: at "
-                        + "most " + engine.maxInFlight() + " in flight");
+                // A ctx gets its wait fd before its operation is offered, so with all n in the engine all are counted.
+                Loops.await("all " + n + " handshakes paused in the engine", Duration.ofSeconds(60),
+                        () -> engine.inFlight() == n);
+                int eventfds = eventfdCount();
+                System.out.printf("%s: %d handshakes paused at once, eventfds %d -> %d, all fds %d -> %d%n", mode, n,
+                        eventfdsBefore, eventfds, before, openFdCount());
                 if (mode == FdMode.SHARED_PER_LOOP) {
-                    assertTrue(maxEventfds <= eventfdsBefore + 1, "eventfds grew from " + eventfdsBefore + " to "
-                            + maxEventfds + " with up to " + maxPaused + " paused handshakes on one loop");
+                    assertEquals(eventfdsBefore + 1, eventfds, n + " paused handshakes on one loop share one eventfd");
                 } else {
-                    assertTrue(perCtxHeld, "per-ctx eventfds: fewer eventfds than paused handshakes at a sample");
-                    assertTrue(maxEventfds >= eventfdsBefore + maxPaused, "per-ctx eventfds: " + eventfdsBefore
-                            + " -> " + maxEventfds + " with up to " + maxPaused + " paused handshakes");
+                    assertTrue(eventfds >= eventfdsBefore + n, "per-ctx eventfds: " + eventfdsBefore + " -> "
+                            + eventfds + " with " + n + " paused handshakes");
                 }
+                assertEquals(n, engine.completeHung());
                 awaitHandshakes(channels, Duration.ofSeconds(60));
                 for (Channel ch : channels) {
                     ch.close();

@@ -1,8 +1,11 @@
 package io.asyncctx.engine.pkcs11;
 
+import io.asyncctx.testkit.Await;
+
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -70,16 +73,13 @@ public final class P11KitServer implements AutoCloseable {
                 .redirectErrorStream(true).redirectOutput(socket.getParent().resolve("server.log").toFile());
         pb.environment().put("SOFTHSM2_CONF", token.configFile().toString());
         pb.environment().put("XDG_RUNTIME_DIR", socket.getParent().toString());
-        process = pb.start();
-        for (int i = 0; i < 1000 && !Files.exists(socket); i++) {
-            if (!process.isAlive()) {
-                throw new IOException("p11-kit server exited with " + process.exitValue() + ": "
-                        + Files.readString(socket.getParent().resolve("server.log")));
-            }
-            Thread.sleep(10);
-        }
+        Process started = pb.start();
+        process = started;
+        Await.until("p11-kit server to create " + socket + " or exit", Duration.ofSeconds(10),
+                () -> Files.exists(socket) || !started.isAlive());
         if (!Files.exists(socket)) {
-            throw new IOException("p11-kit server did not create " + socket);
+            throw new IOException("p11-kit server exited with " + started.exitValue() + " before creating " + socket
+                    + ": " + Files.readString(socket.getParent().resolve("server.log")));
         }
     }
 

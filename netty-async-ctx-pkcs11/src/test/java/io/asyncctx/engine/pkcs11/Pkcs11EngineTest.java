@@ -11,6 +11,7 @@ import io.asyncctx.engine.EngineSession;
 import io.asyncctx.engine.EventFd;
 import io.asyncctx.engine.KeyOperation;
 import io.asyncctx.engine.SignatureScheme;
+import io.asyncctx.testkit.Await;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -28,6 +29,7 @@ import java.security.PublicKey;
 import java.security.SecureRandom;
 import java.security.Signature;
 import java.security.interfaces.RSAPublicKey;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
@@ -413,11 +415,7 @@ class Pkcs11EngineTest {
         ChangedFds changed = onOwner(ctx::getChangedFds);
         assertEquals(1, changed.added().length, "one wait fd added");
         int fd = changed.added()[0];
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
-        while (!onOwner(() -> EventFd.drain(fd))) {
-            assertTrue(System.nanoTime() < deadline, "the wait fd did not turn readable");
-            Thread.sleep(1);
-        }
+        Await.until("the wait fd " + fd + " turned readable", Duration.ofSeconds(30), () -> drainOnOwner(fd));
         if (started == AsyncStartResult.PAUSE) {
             assertEquals(AsyncStartResult.FINISH, onOwner(job::resume), () -> String.valueOf(job.failure()));
         }
@@ -432,6 +430,15 @@ class Pkcs11EngineTest {
         assertTrue(!isEventFd(fd) || countFds() == fdsBefore,
                 () -> "the wait fd " + fd + " is closed with its ctx; anonymous fds now: " + anonFds());
         return job.result();
+    }
+
+    /** Drains {@code fd} on the owner thread, which owns the ctx; true when it was readable. */
+    private static boolean drainOnOwner(int fd) {
+        try {
+            return onOwner(() -> EventFd.drain(fd));
+        } catch (Exception e) {
+            throw new AssertionError("draining wait fd " + fd + " on the owner thread", e);
+        }
     }
 
     private static <T> T onOwner(Callable<T> task) throws Exception {
