@@ -50,33 +50,7 @@ class WaitFdRegistrationFailureTest {
         MultiThreadIoEventLoopGroup group = Loops.group(Transport.EPOLL, 1); // loads the native library first
         File file = Files.writeString(dir.resolve("not-pollable"), "x").toFile();
         FileDescriptor regular = FileDescriptor.from(file);
-        AsyncEngine engine = new AsyncEngine() {
-            @Override
-            public String name() {
-                return "bad-fd";
-            }
-
-            @Override
-            public PublicKey publicKey() {
-                return null;
-            }
-
-            @Override
-            public EngineSession newSession(AsyncWaitCtx ctx, Executor owner) {
-                return new EngineSession() {
-                    @Override
-                    public void submit(AsyncJob<byte[]> job, KeyOperation operation) {
-                        if (ctx.getFd(this) == null) {
-                            ctx.setWaitFd(this, regular.intValue(), null, null);
-                        }
-                    }
-                };
-            }
-
-            @Override
-            public void close() {
-            }
-        };
+        AsyncEngine engine = waitingOn(regular.intValue());
         try {
             IoEventLoop loop = (IoEventLoop) group.next();
             AsyncOffloadConnection c = onLoop(loop, () -> AsyncOffloadConnection.open(loop, engine,
