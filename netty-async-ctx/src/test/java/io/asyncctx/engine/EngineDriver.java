@@ -2,7 +2,6 @@ package io.asyncctx.engine;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assertions.fail;
 
 import io.asyncctx.AsyncJob;
 import io.asyncctx.AsyncJobPool;
@@ -10,7 +9,9 @@ import io.asyncctx.AsyncStartResult;
 import io.asyncctx.AsyncStatus;
 import io.asyncctx.AsyncWaitCtx;
 import io.asyncctx.ChangedFds;
+import io.asyncctx.testkit.Await;
 
+import java.time.Duration;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.Executor;
 import java.util.concurrent.TimeUnit;
@@ -18,8 +19,8 @@ import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * Drives one operation through a real AsyncWaitCtx, AsyncJob and AsyncJobPool on the calling thread (the owner),
- * either on the callback path (a callback that counts down a latch) or on the fd path (polling the wait fd with
- * EventFd.drain until it turns readable). Test-only; not thread-safe.
+ * either on the callback path (a callback that counts down a latch) or on the fd path (an {@link Await} on
+ * EventFd.drain of the wait fd: bounded, it fails naming the fd). Test-only; not thread-safe.
  */
 final class EngineDriver implements AutoCloseable {
 
@@ -102,14 +103,8 @@ final class EngineDriver implements AutoCloseable {
             return;
         }
         assertTrue(waitFd >= 0, "no wait fd was set on the ctx");
-        long deadline = System.nanoTime() + WAIT_NANOS;
-        while (!EventFd.drain(waitFd)) {
-            if (System.nanoTime() - deadline > 0) {
-                fail("wait fd " + waitFd + " did not turn readable in time");
-            }
-            Thread.onSpinWait();
-            Thread.yield();
-        }
+        int fd = waitFd;
+        Await.until("wait fd " + fd + " to turn readable", Duration.ofNanos(WAIT_NANOS), () -> EventFd.drain(fd));
     }
 
     private void noteFds() {

@@ -9,7 +9,9 @@ import io.asyncctx.AsyncJobPool;
 import io.asyncctx.AsyncStartResult;
 import io.asyncctx.AsyncStatus;
 import io.asyncctx.AsyncWaitCtx;
+import io.asyncctx.testkit.Await;
 
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
@@ -381,17 +383,12 @@ class EngineWorkersTest {
 
     /**
      * Awaits, with a 10 s timeout, every worker thread of the pool being parked. A thread's state changes without an
-     * event to wait on, so this yields between looks (no sleep).
+     * event to wait on, so this is an {@link Await} on the threads' states.
      */
-    private static void awaitAllParked() {
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
-        while (!Thread.getAllStackTraces().keySet().stream()
+    private static void awaitAllParked() throws InterruptedException {
+        Await.until("the workers all to park", Duration.ofSeconds(10), () -> Thread.getAllStackTraces().keySet()
+                .stream()
                 .filter(t -> t.getName().startsWith("engine-workers-test-") && t.isAlive())
-                .allMatch(t -> t.getState() == Thread.State.WAITING)) {
-            if (System.nanoTime() > deadline) {
-                throw new AssertionError("the workers did not all park in 10 s");
-            }
-            Thread.yield();
-        }
+                .allMatch(t -> t.getState() == Thread.State.WAITING));
     }
 }

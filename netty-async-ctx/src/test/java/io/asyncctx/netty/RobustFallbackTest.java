@@ -124,6 +124,8 @@ class RobustFallbackTest {
                 assertEquals(4 - submittedAfterFour, server.sum(AsyncOffloadLoops::primarySkips));
                 assertEquals(4, server.sum(AsyncOffloadLoops::fallbackOperations));
 
+                // Real time on purpose: the connection passes System.nanoTime() to its router itself, so no test clock
+                // reaches the health rule through TLS (EngineRouterTest drives the same cooldown with a scripted clock).
                 long probeAt = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(450);
                 Loops.await("the cooldown passed", () -> System.nanoTime() - probeAt > 0);
                 ProcessResult r = TlsFixtures.sClient(server.port(), "-tls1_3");

@@ -27,8 +27,7 @@ import java.security.spec.ECGenParameterSpec;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.TimeUnit;
-import java.util.concurrent.locks.LockSupport;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.BooleanSupplier;
 import java.util.stream.Stream;
 
@@ -105,12 +104,45 @@ class FaultInjectingEngineTest {
         });
     }
 
-    private static void await(String what, BooleanSupplier condition) {
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
-        while (!condition.getAsBoolean()) {
-            assertTrue(System.nanoTime() < deadline, "timed out waiting for " + what);
-            LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(2));
+    private static void await(String what, BooleanSupplier condition) throws InterruptedException {
+        Await.until(what, Duration.ofSeconds(20), condition);
+    }
+
+    /**
+     * Waits (bounded) until the fd-path job of {@code c} has ended: each look is a task on the owner thread that drains
+     * its wait fd and, when it was readable, resumes the job, as an event loop does. Returns the looks that found the fd
+     * readable (the owner's wake-ups).
+     */
+    private static int awaitFdPathEnd(TestOwner owner, Conn c, int fd) throws InterruptedException {
+        AtomicInteger wakeUps = new AtomicInteger();
+        Await.until(() -> "the fd-path job to end through wait fd " + fd + " (" + wakeUps + " wake-ups so far)",
+                Duration.ofSeconds(20), () -> owner.callUnchecked(() -> {
+                    if (EventFd.drain(fd)) {
+                        wakeUps.incrementAndGet();
+                        c.resume();
+                    }
+                    return c.job.isDone();
+                }));
+        return wakeUps.get();
+    }
+
+    /**
+     * The first seed whose plan (hang rate 0.5, no other fault) hangs the first {@code hung} submissions and completes
+     * the next one. The engine takes one plan step per submission, in submission order ({@link FaultPlan}).
+     */
+    private static long seedThatHangsThenCompletes(int hung, Duration latency) {
+        long nanos = latency.toNanos();
+        for (long seed = 0; seed < 100_000; seed++) {
+            FaultPlan plan = new FaultPlan(seed, nanos, nanos, 0, 0, 0, 0.5, 0, 0, 0);
+            int hanging = 0;
+            while (hanging < hung && plan.draw().fault() == FaultPlan.Fault.HANG) {
+                hanging++;
+            }
+            if (hanging == hung && plan.draw().fault() == FaultPlan.Fault.NONE) {
+                return seed;
+            }
         }
+        throw new AssertionError("no seed below 100,000 hangs " + hung + " submissions and then completes one");
     }
 
     /** Operations that reached a final answer at the engine (everything but the hung ones still in flight). */
@@ -234,8 +266,10 @@ class FaultInjectingEngineTest {
 
     @Test
     void shouldHangUntilCompleteHungAndLetACancelDropAHungOperation() throws Exception {
-        FaultInjectingEngine engine = track(builder("fault-hang").hangRate(1.0).latency(Duration.ofMillis(5))
-                .build());
+        // Six hung operations, then a seventh that completes (the probe below), on one scheduler thread.
+        Duration latency = Duration.ofMillis(5);
+        FaultInjectingEngine engine = track(builder("fault-hang").seed(seedThatHangsThenCompletes(6, latency))
+                .hangRate(0.5).latency(latency).threads(1).build());
         TestOwner owner = owner(16);
         List<Conn> conns = startAll(owner, engine, 6, false);
         assertEquals(6, engine.hung());
@@ -248,15 +282,19 @@ class FaultInjectingEngineTest {
         });
         assertEquals(1, engine.cancelled());
         assertEquals(5, engine.inFlight());
-        // Ten times the latency passes with nothing readable: a hung operation never completes by itself.
-        long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(50);
-        while (System.nanoTime() < deadline) {
-            boolean anyReadable = owner.call(() -> conns.stream()
-                    .anyMatch(c -> EventFd.drain(c.ctx.getFd(engine).fd())));
-            assertFalse(anyReadable, "a hung operation does not signal");
-            LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(5));
-        }
-        assertEquals(0, engine.completed());
+        // A hung operation never completes by itself. A later operation on the same path, with the same latency,
+        // completes: the one scheduler thread runs its tasks in due order, so a hung operation scheduled to complete
+        // after its latency would have completed and signalled before the probe did.
+        Conn probe = startAll(owner, engine, 1, false).get(0);
+        assertEquals(6, engine.hung(), "the probe does not hang");
+        int probeFd = owner.call(() -> probe.ctx.getFd(engine).fd());
+        awaitFdPathEnd(owner, probe, probeFd);
+        assertEquals(AsyncJob.State.FINISHED, probe.job.state());
+        assertVerifies(probe);
+        assertEquals(1, engine.completed(), "only the probe completed");
+        boolean anyReadable = owner.call(() -> conns.stream()
+                .anyMatch(c -> EventFd.drain(c.ctx.getFd(engine).fd())));
+        assertFalse(anyReadable, "a hung operation does not signal");
         assertTrue(conns.stream().noneMatch(c -> c.job.isCompletionPending()));
 
         assertEquals(5, engine.completeHung());
@@ -271,9 +309,10 @@ class FaultInjectingEngineTest {
         for (Conn c : conns) {
             assertVerifies(c);
         }
-        assertEquals(5, engine.completed());
+        assertEquals(6, engine.completed(), "the five hung ones and the probe");
         assertEquals(0, engine.inFlight());
         conns.add(cancelled);
+        conns.add(probe);
         owner.closeAll(conns);
     }
 
@@ -322,19 +361,7 @@ class FaultInjectingEngineTest {
         List<Conn> viaFd = startAll(owner, engine, 1, false);
         Conn c = viaFd.get(0);
         int fd = c.ctx.getChangedFds().added()[0];
-        int wakeUps = 0;
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
-        while (!c.job.isDone()) {
-            assertTrue(System.nanoTime() < deadline, "the fd-path job must finish");
-            wakeUps += owner.call(() -> {
-                if (!EventFd.drain(fd)) {
-                    return 0;
-                }
-                c.resume();
-                return 1;
-            });
-            LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(2));
-        }
+        int wakeUps = awaitFdPathEnd(owner, c, fd);
         assertEquals(1, c.ends.get());
         assertVerifies(c);
         assertTrue(wakeUps >= 1 && wakeUps <= 2, "wake-ups: " + wakeUps);

@@ -34,6 +34,7 @@ import java.security.SignatureException;
 import java.security.spec.ECGenParameterSpec;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
@@ -44,7 +45,6 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
-import java.util.concurrent.locks.LockSupport;
 import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -167,11 +167,12 @@ class SimulatedAcceleratorEngineTest {
         assertEquals(12, engine.rejected());
         assertEquals(8, engine.submitted());
         assertEquals(8, engine.maxInFlight());
-        // The caller retries EAGAIN jobs itself (no signal comes for them): resume them until the ring takes them.
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+        // The caller retries EAGAIN jobs itself (no signal comes for them): each time a completion frees a slot, it
+        // resumes them until the ring has taken them all. Only the owner submits, so a retry made after a slot was seen
+        // free gets at least one job in: every pass makes progress.
         while (owner.call(() -> retryEagain(conns)) > 0) {
-            assertTrue(System.nanoTime() < deadline, "EAGAIN jobs must get into the ring eventually");
-            LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(20));
+            Await.until(() -> "a completion to free a slot of the full ring for the EAGAIN jobs (in flight "
+                    + engine.inFlight() + " of 8)", Duration.ofSeconds(20), () -> engine.inFlight() < 8);
         }
         assertTrue(done.await(20, TimeUnit.SECONDS), "all 20 jobs must finish");
         for (Conn c : conns) {
@@ -340,6 +341,7 @@ class SimulatedAcceleratorEngineTest {
     @Test
     void shouldDeliverWhenTheSignatureIsReadyIfTheSignerIsSlowerThanTheLatency() throws Exception {
         CountDownLatch release = new CountDownLatch(1);
+        KeyOperation probeOp = signOp(99);
         KeySigner real = signer();
         KeySigner slow = new KeySigner() {
             @Override
@@ -349,10 +351,12 @@ class SimulatedAcceleratorEngineTest {
 
             @Override
             public byte[] perform(KeyOperation operation) throws GeneralSecurityException {
-                try {
-                    release.await(10, TimeUnit.SECONDS);
-                } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
+                if (!Arrays.equals(operation.input(), probeOp.input())) { // the probe's signer is not held back
+                    try {
+                        release.await(10, TimeUnit.SECONDS);
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                    }
                 }
                 if (operation.input().length == 0) {
                     throw new SignatureException("empty input refused by the test signer");
@@ -360,8 +364,9 @@ class SimulatedAcceleratorEngineTest {
                 return real.perform(operation);
             }
         };
+        // Three signers: two block on the two requests, the third signs the probe.
         SimulatedAcceleratorEngine engine = SimulatedAcceleratorEngine.builder().name("sim-slow")
-                .latency(Duration.ofMillis(1)).signer(slow).signerThreads(2).build();
+                .latency(Duration.ofMillis(1)).signer(slow).signerThreads(3).build();
         toClose.add(engine);
         Owner owner = owner(4);
         CountDownLatch done = new CountDownLatch(2);
@@ -373,18 +378,31 @@ class SimulatedAcceleratorEngineTest {
             }
             return list;
         });
-        // Twenty times the latency passes with the signers still blocked: nothing may complete yet.
-        LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(20));
-        assertEquals(2, engine.inFlight(), "due, but the signatures are not ready");
-        assertEquals(0, engine.batches());
+        // A later request on the same path whose signer is not held back. The ring is in due order, so the poller has
+        // found the two earlier requests due (and left them, their signatures not ready) before it finds the probe due,
+        // and the probe is delivered only after that (by the poller, or by its signer if later): had either of the two
+        // been delivered, it shows once the probe has completed.
+        CountDownLatch probeDone = new CountDownLatch(1);
+        Conn probe = owner.call(() -> {
+            Conn c = owner.open(engine, probeOp, true, probeDone);
+            assertEquals(AsyncStartResult.PAUSE, c.start());
+            return c;
+        });
+        assertTrue(probeDone.await(10, TimeUnit.SECONDS), "the probe, whose signer is not held back, completes");
+        assertEquals(1, engine.completed(), "only the probe completed");
+        assertEquals(0, engine.failed());
+        assertEquals(2, engine.inFlight(), "due before the probe, but the signatures are not ready");
+        assertEquals(2, done.getCount(), "neither blocked job was resumed");
+        assertVerifies(probe.op, probe.job.result());
         release.countDown();
         assertTrue(done.await(10, TimeUnit.SECONDS), "the signers deliver late results themselves");
         assertVerifies(conns.get(0).op, conns.get(0).job.result());
         assertInstanceOf(SignatureException.class, conns.get(1).job.failure());
-        assertEquals(1, engine.completed());
+        assertEquals(2, engine.completed());
         assertEquals(1, engine.failed());
         assertEquals(0, engine.inFlight());
         owner.closeAll(conns);
+        owner.closeAll(List.of(probe));
     }
 
     @Test
@@ -411,26 +429,26 @@ class SimulatedAcceleratorEngineTest {
         });
     }
 
-    /** Waits (bounded) on the owner thread for {@code fd} to turn readable and resumes every completed job. */
-    private static void awaitFdCompletions(Owner owner, int fd, List<Conn> conns) throws Exception {
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
-        int remaining = conns.size();
-        while (remaining > 0) {
-            assertTrue(System.nanoTime() < deadline, remaining + " jobs did not complete in time");
-            remaining = owner.call(() -> {
-                if (EventFd.drain(fd)) {
-                    for (Conn c : conns) {
-                        if (c.job.isCompletionPending()) {
-                            assertEquals(AsyncStartResult.FINISH, c.job.resume());
+    /**
+     * Waits (bounded) until every job of {@code conns} has ended: each look is a task on the owner thread that drains
+     * {@code fd} and, when it was readable, resumes every job whose completion is pending, as an event loop does.
+     */
+    private static void awaitFdCompletions(Owner owner, int fd, List<Conn> conns) throws InterruptedException {
+        AtomicInteger remaining = new AtomicInteger(conns.size());
+        Await.until(() -> remaining.get() + " of " + conns.size() + " jobs to complete through wait fd " + fd,
+                Duration.ofSeconds(20), () -> {
+                    remaining.set(owner.callUnchecked(() -> {
+                        if (EventFd.drain(fd)) {
+                            for (Conn c : conns) {
+                                if (c.job.isCompletionPending()) {
+                                    assertEquals(AsyncStartResult.FINISH, c.job.resume());
+                                }
+                            }
                         }
-                    }
-                }
-                return (int) conns.stream().filter(c -> !c.job.isDone()).count();
-            });
-            if (remaining > 0) {
-                LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(2));
-            }
-        }
+                        return (int) conns.stream().filter(c -> !c.job.isDone()).count();
+                    }));
+                    return remaining.get() == 0;
+                });
     }
 
     /**
@@ -454,14 +472,16 @@ class SimulatedAcceleratorEngineTest {
                 .filter(t -> t.getName().startsWith(prefix) && t.isAlive()).count();
     }
 
-    /** Waits (bounded) for the threads named {@code prefix...} to end; returns how many are left. */
-    static long awaitNoThreadsNamed(String prefix) {
+    /** Joins the threads named {@code prefix...}, 5 s in all; returns how many are still alive then. */
+    static long awaitNoThreadsNamed(String prefix) throws InterruptedException {
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
-        long n;
-        while ((n = threadsNamed(prefix)) > 0 && System.nanoTime() < deadline) {
-            LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(5));
+        for (Thread t : Thread.getAllStackTraces().keySet()) {
+            long left = deadline - System.nanoTime();
+            if (t.getName().startsWith(prefix) && left > 0) {
+                TimeUnit.NANOSECONDS.timedJoin(t, left);
+            }
         }
-        return n;
+        return threadsNamed(prefix);
     }
 
     /** One connection: its ctx, engine session and job. Owner thread. */
@@ -502,6 +522,18 @@ class SimulatedAcceleratorEngineTest {
                     throw err;
                 }
                 throw e;
+            }
+        }
+
+        /** {@link #call} for a condition of {@link Await}: a checked exception fails the test. */
+        <T> T callUnchecked(Callable<T> task) {
+            try {
+                return call(task);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new AssertionError("interrupted waiting for the owner thread", e);
+            } catch (Exception e) {
+                throw new AssertionError("the owner task failed", e);
             }
         }
 

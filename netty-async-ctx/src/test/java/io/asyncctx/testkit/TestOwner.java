@@ -92,6 +92,18 @@ final class TestOwner implements AutoCloseable {
         }
     }
 
+    /** {@link #call} for a condition of {@link Await}: a checked exception fails the test. */
+    <T> T callUnchecked(Callable<T> task) {
+        try {
+            return call(task);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new AssertionError("interrupted waiting for the owner thread", e);
+        } catch (Exception e) {
+            throw new AssertionError("the owner task failed", e);
+        }
+    }
+
     /** Opens a connection (owner thread); with {@code callback} its ctx resumes through the callback. */
     Conn open(AsyncEngine engine, KeyOperation op, boolean callback) {
         Conn c = new Conn(op);
