@@ -72,7 +72,7 @@ class OperatorProcessIT {
         Server(List<String> flags) throws Exception {
             List<String> args = new ArrayList<>(List.of("server", "--port", "0"));
             args.addAll(flags);
-            process = ExampleServerProcessIT.start(args);
+            process = ServerJvm.start(args);
             StringBuilder head = new StringBuilder();
             try {
                 port = ExampleServerProcessIT.awaitPort(process, head);

@@ -109,7 +109,7 @@ class ProtocolsProcessIT {
     @ParameterizedTest(name = "{0}")
     @ValueSource(strings = {"-V", "server -V", "demo -V", "demo --version"})
     void shouldPrintVersions(String args) throws Exception {
-        Process p = ExampleServerProcessIT.start(List.of(args.split(" ")));
+        Process p = ServerJvm.start(List.of(args.split(" ")));
         String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
         assertTrue(p.waitFor(30, TimeUnit.SECONDS));
         assertEquals(0, p.exitValue(), out);
@@ -252,7 +252,7 @@ class ProtocolsProcessIT {
         static Server start(List<String> flags) throws Exception {
             List<String> args = new ArrayList<>(List.of("server", "--port", "0", "--workers", "1"));
             args.addAll(flags);
-            Process p = ExampleServerProcessIT.start(args);
+            Process p = ServerJvm.start(args);
             StringBuilder log = new StringBuilder();
             try {
                 return new Server(p, ExampleServerProcessIT.awaitPort(p, log), log);
