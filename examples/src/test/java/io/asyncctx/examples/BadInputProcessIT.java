@@ -37,7 +37,7 @@ class BadInputProcessIT {
         "fd, io_uring"
     })
     void shouldCloseBadPeersAndKeepServing(String notify, String transport) throws Exception {
-        Process p = ExampleServerProcessIT.start(List.of("server", "--port", "0", "--mode", "offload", "--notify",
+        Process p = ServerJvm.start(List.of("server", "--port", "0", "--mode", "offload", "--notify",
                 notify, "--transport", transport, "--workers", "1"));
         StringBuilder log = new StringBuilder();
         try {

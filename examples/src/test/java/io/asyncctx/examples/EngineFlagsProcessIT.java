@@ -295,17 +295,9 @@ class EngineFlagsProcessIT {
     }
 
     private static Process start(List<String> args, Map<String, String> extraEnv) throws IOException {
-        List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "-jar", jar()));
-        cmd.addAll(args);
-        ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true);
+        ProcessBuilder pb = ServerJvm.jar(List.of(), args);
         pb.environment().putAll(extraEnv);
         return pb.start();
-    }
-
-    private static String jar() {
-        String jar = System.getProperty("examples.jar");
-        return jar != null ? jar : Path.of("target", "netty-async-ctx-examples.jar").toAbsolutePath().toString();
     }
 
     private static int awaitPort(Process p, StringBuilder log) throws IOException {

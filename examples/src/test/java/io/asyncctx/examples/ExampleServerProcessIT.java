@@ -30,21 +30,6 @@ class ExampleServerProcessIT {
 
     private static final Pattern LISTENING = Pattern.compile("listening on https://127\\.0\\.0\\.1:(\\d+)");
 
-    static String jar() {
-        String jar = System.getProperty("examples.jar");
-        if (jar == null) {
-            jar = Path.of("target", "netty-async-ctx-examples.jar").toAbsolutePath().toString();
-        }
-        return jar;
-    }
-
-    static Process start(List<String> args) throws IOException {
-        List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "-jar", jar()));
-        cmd.addAll(args);
-        return new ProcessBuilder(cmd).redirectErrorStream(true).start();
-    }
-
     static int awaitPort(Process p, StringBuilder log) throws IOException {
         BufferedReader r = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8));
         String line;
@@ -78,7 +63,7 @@ class ExampleServerProcessIT {
     })
     void shouldServeOneHandshakePerModeAndExitZeroOnSigterm(String mode, String notify, String transport)
             throws Exception {
-        Process p = start(List.of("server", "--port", "0", "--mode", mode, "--notify", notify,
+        Process p = ServerJvm.start(List.of("server", "--port", "0", "--mode", mode, "--notify", notify,
                 "--transport", transport, "--workers", "1"));
         StringBuilder log = new StringBuilder();
         try {
@@ -107,7 +92,7 @@ class ExampleServerProcessIT {
     void shouldExplainBadFlagsAndExitNonZero(String flags, String expected) throws Exception {
         List<String> args = new ArrayList<>(List.of("server", "--port", "0"));
         args.addAll(List.of(flags.split(" ")));
-        Process p = start(args);
+        Process p = ServerJvm.start(args);
         try {
             String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
             assertTrue(p.waitFor(30, TimeUnit.SECONDS));
@@ -130,10 +115,9 @@ class ExampleServerProcessIT {
 
     /** The README's minimal server as the README runs it ({@code java --enable-native-access=ALL-UNNAMED -cp}). */
     static Process startMinimal(Path dir, int port) throws IOException {
-        return new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "--enable-native-access=ALL-UNNAMED", "-cp", jar(), "io.asyncctx.examples.MinimalOffloadServer",
-                "--cert", dir.resolve("chain.pem").toString(), "--key", dir.resolve("key.pem").toString(), "--port",
-                String.valueOf(port)).redirectErrorStream(true).start();
+        return ServerJvm.mainClass(List.of("--enable-native-access=ALL-UNNAMED"),
+                "io.asyncctx.examples.MinimalOffloadServer", List.of("--cert", dir.resolve("chain.pem").toString(),
+                        "--key", dir.resolve("key.pem").toString(), "--port", String.valueOf(port))).start();
     }
 
     @Test
@@ -191,8 +175,8 @@ class ExampleServerProcessIT {
         selfSigned(dir);
         Path other = Files.createDirectory(dir.resolve("other"));
         selfSigned(other);
-        Process p = start(List.of("server", "--port", "0", "--cert", dir.resolve("chain.pem").toString(), "--key",
-                other.resolve("key.pem").toString()));
+        Process p = ServerJvm.start(List.of("server", "--port", "0", "--cert", dir.resolve("chain.pem").toString(),
+                "--key", other.resolve("key.pem").toString()));
         try {
             String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
             assertTrue(p.waitFor(30, TimeUnit.SECONDS));
@@ -207,7 +191,7 @@ class ExampleServerProcessIT {
 
     @Test
     void shouldPrintUsage() throws Exception {
-        Process p = start(List.of("server", "--help"));
+        Process p = ServerJvm.start(List.of("server", "--help"));
         String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
         assertTrue(p.waitFor(30, TimeUnit.SECONDS));
         assertEquals(0, p.exitValue());

@@ -39,7 +39,7 @@ class FloodProcessIT {
     })
     void shouldTakeNoMoreThanTheKernelBuffersFromAFloodedPausedHandshake(String transport, String notify)
             throws Exception {
-        Process p = ExampleServerProcessIT.start(List.of("server", "--port", "0", "--mode", "offload",
+        Process p = ServerJvm.start(List.of("server", "--port", "0", "--mode", "offload",
                 "--transport", transport, "--notify", notify, "--threads", "1", "--engine", "simulated",
                 "--latency-ms", "3000", "--key-type", "ec"));
         StringBuilder log = new StringBuilder();

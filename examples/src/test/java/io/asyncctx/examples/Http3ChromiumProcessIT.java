@@ -108,7 +108,7 @@ class Http3ChromiumProcessIT {
         List<String> args = new ArrayList<>(List.of("server", "--port", "0", "--http3", "--cert",
                 dir.resolve("cert.pem").toString(), "--key", dir.resolve("key.pem").toString()));
         args.addAll(extraArgs);
-        Process server = ExampleServerProcessIT.start(args);
+        Process server = ServerJvm.start(args);
         StringBuilder log = new StringBuilder();
         String page;
         String metrics;

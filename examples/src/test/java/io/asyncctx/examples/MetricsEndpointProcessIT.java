@@ -44,7 +44,7 @@ class MetricsEndpointProcessIT {
 
     @Test
     void shouldServePrometheusMetricsWithTheDocumentedNames() throws Exception {
-        Process p = ExampleServerProcessIT.start(List.of("server", "--port", "0", "--mode", "offload", "--workers",
+        Process p = ServerJvm.start(List.of("server", "--port", "0", "--mode", "offload", "--workers",
                 "1"));
         StringBuilder log = new StringBuilder();
         try {

@@ -21,7 +21,7 @@ class PortInUseProcessIT {
     void shouldSayInOneLineThatThePortIsTaken(String transport) throws Exception {
         try (ServerSocket taken = new ServerSocket(0, 1, InetAddress.getByName("127.0.0.1"))) {
             int port = taken.getLocalPort();
-            Process p = ExampleServerProcessIT.start(List.of("server", "--port", String.valueOf(port),
+            Process p = ServerJvm.start(List.of("server", "--port", String.valueOf(port),
                     "--transport", transport));
             try {
                 assertTrue(p.waitFor(30, TimeUnit.SECONDS), "the server did not exit");

@@ -50,7 +50,7 @@ class ReadmeSnippetIT {
         JavaCompiler javac = ToolProvider.getSystemJavaCompiler();
         ByteArrayOutputStream err = new ByteArrayOutputStream();
         int rc = javac.run(null, err, err, "-Xlint:all", "-Werror", "--release", "17", "-cp",
-                ExampleServerProcessIT.jar(), "-d", dir.resolve("classes").toString(), src.toString());
+                ServerJvm.jar(), "-d", dir.resolve("classes").toString(), src.toString());
         assertEquals(0, rc, err.toString(StandardCharsets.UTF_8));
         assertTrue(Files.exists(dir.resolve("classes/MinimalOffloadServer.class")),
                 List.of(dir.toFile().list()).toString());

@@ -216,11 +216,10 @@ class SitesProcessIT {
     private record Server(Process process, int port, ConcurrentLinkedQueue<String> lines) {
 
         static Server start(List<String> siteFlags) throws IOException {
-            List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java")
-                    .toString(), "-XX:-UseDynamicNumberOfCompilerThreads", "-XX:-UseDynamicNumberOfGCThreads",
-                    "-jar", jar(), "server", "--port", "0", "--workers", "1"));
-            cmd.addAll(siteFlags);
-            ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true);
+            List<String> args = new ArrayList<>(List.of("server", "--port", "0", "--workers", "1"));
+            args.addAll(siteFlags);
+            ProcessBuilder pb = ServerJvm.jar(List.of("-XX:-UseDynamicNumberOfCompilerThreads",
+                    "-XX:-UseDynamicNumberOfGCThreads"), args);
             pb.environment().putAll(env);
             Process p = pb.start();
             ConcurrentLinkedQueue<String> lines = new ConcurrentLinkedQueue<>();
@@ -451,11 +450,6 @@ class SitesProcessIT {
         assertTrue(p.waitFor(60, TimeUnit.SECONDS), "timed out: " + String.join(" ", command));
         assertEquals(0, p.exitValue(), String.join(" ", command) + "\n" + out);
         return out;
-    }
-
-    private static String jar() {
-        String jar = System.getProperty("examples.jar");
-        return jar != null ? jar : Path.of("target", "netty-async-ctx-examples.jar").toAbsolutePath().toString();
     }
 
     private static boolean onPath(String tool) {

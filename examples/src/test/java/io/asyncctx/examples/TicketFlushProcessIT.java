@@ -52,7 +52,7 @@ class TicketFlushProcessIT {
         "blocking, bob"
     })
     void shouldSendEveryTicketByteBeforeTheClientWrites(String mode, String client) throws Exception {
-        Process server = ExampleServerProcessIT.start(List.of("server", "--port", "0", "--workers", "1", "--mode",
+        Process server = ServerJvm.start(List.of("server", "--port", "0", "--workers", "1", "--mode",
                 mode, "--client-ca", file("ca.pem"), "--no-http2"));
         StringBuilder log = new StringBuilder();
         try {
