@@ -91,7 +91,7 @@ class OperatorProcessIT {
                 } catch (java.io.IOException e) {
                     // process gone
                 }
-            });
+            }, ServerJvm.OWN_THREAD);
         }
 
         String url() {
@@ -161,7 +161,7 @@ class OperatorProcessIT {
                 } catch (java.io.IOException e) {
                     throw new java.io.UncheckedIOException(e);
                 }
-            });
+            }, ServerJvm.OWN_THREAD);
             try {
                 if (when.startsWith("handshakes")) {
                     // signal while h2load's handshakes wait in the engine (500 ms each)

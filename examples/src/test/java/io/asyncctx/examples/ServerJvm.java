@@ -42,6 +42,17 @@ final class ServerJvm {
     /** The AppCDS flags once the archive is made (none if it could not be); guarded by the class. */
     private static List<String> archiveFlags;
 
+    /**
+     * Runs each task on a daemon thread of its own. For tasks that block for a process's life (reading its output):
+     * on the common pool (one thread on a 2-core machine) a second such task waits for the first to end, and a test
+     * that reads two servers at once times out (OperatorProcessIT did on Temurin 25).
+     */
+    static final java.util.concurrent.Executor OWN_THREAD = task -> {
+        Thread t = new Thread(task, "it-process-output");
+        t.setDaemon(true);
+        t.start();
+    };
+
     private ServerJvm() {
     }
 
@@ -204,7 +215,7 @@ final class ServerJvm {
                 } catch (IOException e) {
                     return e.toString();
                 }
-            });
+            }, OWN_THREAD);
             if (!p.waitFor(60, TimeUnit.SECONDS)) {
                 return "a JVM with the archive did not print its version within 60 s";
             }

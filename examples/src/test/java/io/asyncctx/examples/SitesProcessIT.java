@@ -145,7 +145,7 @@ class SitesProcessIT {
                     totals[3] += r[2];
                 }
                 return totals;
-            });
+            }, ServerJvm.OWN_THREAD);
             Path current = store.resolve("v0");
             // A server started with SIGHUP ignored (this test run under nohup) says so and reloads on renames only.
             boolean sighup = !SiteReloadTest.sighupIgnoredByParent();

@@ -79,7 +79,7 @@ class TicketFlushProcessIT {
                         throw new java.io.UncheckedIOException(e);
                     }
                     return n;
-                });
+                }, ServerJvm.OWN_THREAD);
                 int n;
                 try {
                     n = tickets.get(30, TimeUnit.SECONDS);
