@@ -80,8 +80,10 @@ class ProtocolsProcessIT {
 
             // gnutls-cli saves the session right after the handshake, before any request: it resumes only because
             // the TLS 1.3 tickets go out with the handshake (SessionTicketFlusher), not with the first response.
-            String resume = run(List.of("gnutls-cli", "--insecure", "--resume", "--port", String.valueOf(s.port),
-                    "127.0.0.1"));
+            // --waitresumption: it waits for them (by default only its round-trip estimate + 60 ms, which a busy
+            // 2-core machine can miss); timeout 30: tickets that never come fail the check then.
+            String resume = run(List.of("timeout", "30", "gnutls-cli", "--insecure", "--resume", "--waitresumption",
+                    "--port", String.valueOf(s.port), "127.0.0.1"));
             assertTrue(resume.contains("This is a resumed session"), resume);
         }
     }

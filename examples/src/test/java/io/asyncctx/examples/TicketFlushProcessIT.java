@@ -96,9 +96,13 @@ class TicketFlushProcessIT {
             String resumed = run(List.of("openssl", "s_client", "-connect", "127.0.0.1:" + port, "-cert",
                     file(client + ".pem"), "-key", file(client + ".key"), "-sess_in", session.toString()));
             assertTrue(resumed.contains("Reused, TLSv1.3"), resumed);
-            String gnutls = run(List.of("gnutls-cli", "--insecure", "--resume", "--x509certfile",
-                    file(client + ".pem"), "--x509keyfile", file(client + ".key"), "--port", String.valueOf(port),
-                    "127.0.0.1"));
+            // --waitresumption: gnutls-cli waits for the tickets before it saves the session (by default it gives
+            // them its round-trip estimate + 60 ms, which a busy 2-core machine can miss); it sends nothing first, so
+            // it still resumes only if the tickets come with the handshake. timeout 30: if they never come, the check
+            // fails then instead of waiting for ever.
+            String gnutls = run(List.of("timeout", "30", "gnutls-cli", "--insecure", "--resume", "--waitresumption",
+                    "--x509certfile", file(client + ".pem"), "--x509keyfile", file(client + ".key"), "--port",
+                    String.valueOf(port), "127.0.0.1"));
             assertTrue(gnutls.contains("This is a resumed session"), gnutls);
             server.toHandle().destroy();
             assertTrue(server.waitFor(30, TimeUnit.SECONDS), "server did not stop on SIGTERM");
